@@ -1,0 +1,23 @@
+/* bindings.h — the Lua modules the host preloads into every generation.
+ *
+ * Each area of the host API is one lua_*.c file exporting luaopen_lp_<name>;
+ * scripts reach it with `local db = require "lp.db"`. To add an area, write
+ * the file and add one LP_BINDING line here. */
+#ifndef LP_BINDINGS_H
+#define LP_BINDINGS_H
+
+#include <lua.h>
+
+#define LP_BINDINGS(X)                                                                             \
+    X(json)   /* lua_json.c:   encode/decode (lua-cjson), null, empty_array          */            \
+    X(log)    /* lua_log.c:    info/warn/error{...} one JSON line with request id    */            \
+    X(timer)  /* lua_timer.c:  sleep, after, every                                   */            \
+    X(cache)  /* lua_cache.c:  in-process LRU with TTL                               */            \
+    X(crypto) /* lua_crypto.c: random, sha256, hmac_sha256, equal, password_*    */                \
+    X(server) /* lua_server.c: routes, generation info, metrics                      */
+
+#define LP_DECLARE_BINDING(name) int luaopen_lp_##name(lua_State *L);
+LP_BINDINGS(LP_DECLARE_BINDING)
+#undef LP_DECLARE_BINDING
+
+#endif

@@ -1,0 +1,33 @@
+/* lp.h — what every part of the host shares: error codes and a few macros.
+ *
+ * Functions return 0 on success or a negative LP_E* code. The codes are
+ * small and stable so that Lua bindings can map them to messages and HTTP
+ * statuses in one place (lp_strerror). */
+#ifndef LP_H
+#define LP_H
+
+#include <stddef.h>
+
+enum {
+    LP_OK = 0,
+    LP_EINVAL = -1,    /* bad argument (a caller bug or bad user input)       */
+    LP_ENOMEM = -2,    /* allocation failed                                   */
+    LP_EUNAVAIL = -3,  /* a dependency is down: PostgreSQL, Redis, upstream   */
+    LP_ETIMEDOUT = -4, /* the operation took longer than its deadline         */
+    LP_EBUSY = -5,     /* no capacity now (pool wait queue full, limit hit)   */
+    LP_ECLOSED = -6,   /* the subsystem is shutting down                      */
+    LP_EQUERY = -7,    /* the server answered with an error (SQL error, -ERR) */
+    LP_EIO = -8,       /* a socket or file error                              */
+    LP_ETOOBIG = -9,   /* a value exceeds a configured limit                  */
+};
+
+/* A static, human-readable message for an LP_E* code. */
+const char *lp_strerror(int err);
+
+#define LP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define LP_CONTAINER_OF(ptr, type, field) ((type *)((char *)(ptr)-offsetof(type, field)))
+
+/* Monotonic milliseconds (uv_hrtime based), for deadlines and durations. */
+double lp_now_ms(void);
+
+#endif
