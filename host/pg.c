@@ -182,11 +182,13 @@ static pg_job *job_new(int kind, const lp_pg_query_spec *q, int n)
     at += (size_t)n * sizeof(PGresult *);
     j->ops = (pg_op *)at;
     at += (size_t)n * 2 * sizeof(pg_op);
-    for (int i = 0; i < n; i++) {
-        const char **params = (const char **)at;
-        at += (size_t)q[i].nparams * sizeof(char *);
-        j->q[i].params = params;
+    for (int i = 0; i < n; i++) { /* pointer arrays first: they stay aligned */
+        j->q[i].params = (const char *const *)at;
         j->q[i].nparams = q[i].nparams;
+        at += (size_t)q[i].nparams * sizeof(char *);
+    }
+    for (int i = 0; i < n; i++) {
+        const char **params = (const char **)j->q[i].params;
         for (int k = 0; k < q[i].nparams; k++) {
             if (q[i].params[k] == NULL) {
                 params[k] = NULL;
@@ -197,8 +199,6 @@ static pg_job *job_new(int kind, const lp_pg_query_spec *q, int n)
             params[k] = at;
             at += len;
         }
-    }
-    for (int i = 0; i < n; i++) { /* strings last: pointer arrays stay aligned */
         size_t len = strlen(q[i].sql) + 1;
         memcpy(at, q[i].sql, len);
         j->q[i].sql = at;
