@@ -348,11 +348,7 @@ static lp_gen *gen_load(lp_vm *vm, char *err, size_t errsize)
     char **names;
     int n = list_controllers(cfg->modules_dir, &names);
     int failed = 0;
-    for (int i = 0; i < n; i++) {
-        if (failed) {
-            free(names[i]);
-            continue;
-        }
+    for (int i = 0; i < n && !failed; i++) {
         lua_getglobal(L, "require");
         lua_pushfstring(L, "%s.controller", names[i]);
         if (pcall_tb(L, 1, 1) != 0) {
@@ -366,8 +362,33 @@ static lp_gen *gen_load(lp_vm *vm, char *err, size_t errsize)
             push_routes_object(L);
             if (pcall_tb(L, 1, 0) != 0) failed = 1;
         }
-        free(names[i]);
     }
+    /* 3. the OpenAPI document, assembled from the modules' fragments */
+    if (!failed) {
+        lua_getglobal(L, "require");
+        lua_pushliteral(L, "shared.openapi");
+        if (pcall_tb(L, 1, 1) != 0) {
+            failed = 1;
+        } else {
+            lua_getfield(L, -1, "build");
+            lua_pushstring(L, cfg->modules_dir);
+            lua_createtable(L, n, 0);
+            for (int i = 0; i < n; i++) {
+                lua_pushstring(L, names[i]);
+                lua_rawseti(L, -2, i + 1);
+            }
+            if (pcall_tb(L, 2, 1) != 0) {
+                failed = 1;
+            } else {
+                size_t len;
+                const char *doc = lua_tolstring(L, -1, &len);
+                if (doc) lp_ops_set_openapi(vm->host, doc, len);
+                lua_pop(L, 2);
+            }
+        }
+    }
+    for (int i = 0; i < n; i++)
+        free(names[i]);
     free(names);
     if (failed) goto fail;
     return g;
@@ -784,7 +805,6 @@ int lp_vm_reload(lp_vm *vm)
     lp_gen *old = vm->current;
     vm->current = g;
     if (old) gen_retire(old);
-    lp_ops_reload(vm->host);
     lp_logf("info", "script generation %d loaded (%d routes)", g->id, lp_router_count(g->router));
     return 0;
 }
