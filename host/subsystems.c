@@ -4,12 +4,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "pg.h"
+
 int lp_subsystems_open(lp_host *h)
 {
+    int err = lp_pg_host_open(h);
+    if (err != 0) return err;
     return 0;
 }
 
-void lp_subsystems_close(lp_host *h) {}
+void lp_subsystems_close(lp_host *h)
+{
+    lp_pg_host_close(h);
+}
 
 int lp_subsystems_check(const lp_config *cfg)
 {
