@@ -110,13 +110,19 @@ static int traceback(lua_State *L)
     return 1;
 }
 
-/* The first line of a traceback: "file:line: message". */
-static void first_line(char *dst, size_t size, const char *s)
+/* The error without its traceback, on one line: "file:line: message". */
+static void error_summary(char *dst, size_t size, const char *s)
 {
-    size_t n = strcspn(s, "\n");
-    if (n >= size) n = size - 1;
-    memcpy(dst, s, n);
-    dst[n] = '\0';
+    const char *tb = strstr(s, "\nstack traceback:");
+    size_t n = tb ? (size_t)(tb - s) : strlen(s), o = 0;
+    for (size_t i = 0; i < n && o + 1 < size; i++) {
+        if (s[i] == '\n' || s[i] == '\t') {
+            if (o > 0 && dst[o - 1] != ' ') dst[o++] = ' ';
+        } else {
+            dst[o++] = s[i];
+        }
+    }
+    dst[o] = '\0';
 }
 
 /* ---- generations ------------------------------------------------------ */
@@ -395,7 +401,7 @@ static lp_gen *gen_load(lp_vm *vm, char *err, size_t errsize)
 fail : {
     const char *msg = lua_tostring(L, -1);
     lp_log("error", msg ? msg : "script load failed", NULL, NULL);
-    first_line(err, errsize, msg ? msg : "script load failed");
+    error_summary(err, errsize, msg ? msg : "script load failed");
     lua_close(L);
     lp_router_free(g->router);
     free(g);
@@ -828,6 +834,13 @@ static void on_debounce(uv_timer_t *t)
 static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status)
 {
     lp_vm *vm = h->data;
+    /* Only script and OpenAPI files matter (not editor swap files or logs). */
+    if (filename != NULL) {
+        size_t n = strlen(filename);
+        int lua = n > 4 && strcmp(filename + n - 4, ".lua") == 0;
+        int json = n > 5 && strcmp(filename + n - 5, ".json") == 0;
+        if (!lua && !json) return;
+    }
     /* Editors write several events per save; reload once they settle. */
     uv_timer_start(&vm->debounce, on_debounce, 150, 0);
 }

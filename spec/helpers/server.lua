@@ -63,7 +63,8 @@ function H.start(opts)
   opts = opts or {}
   local port = opts.port or H.free_port()
   local mods = opts.modules_dir or H.modules_dir(opts)
-  local logf = mods .. "/server.log"
+  local run = H.tmpdir() -- pid, log and exit status live outside the modules dir
+  local logf = run .. "/server.log"
   local env = {
     PORT = port, HOST = "127.0.0.1", MODULES_DIR = mods,
     OPENAPI_PATH = H.root .. "/spec/openapi.json",
@@ -74,15 +75,22 @@ function H.start(opts)
   for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. shell_quote(v) end
   local args = table.concat(opts.args or {}, " ")
   if opts.workers then args = args .. " --workers " .. opts.workers end
-  local cmd = string.format("env %s %s serve %s > %s 2>&1 & echo $!",
-    table.concat(parts, " "), shell_quote(opts.bin or H.bin), args, shell_quote(logf))
-  local pid = tonumber((H.sh(cmd)))
-  local srv = setmetatable({ port = port, pid = pid, modules = mods, log = logf,
+  -- The server runs in a subshell that records its exit status; its own pid
+  -- is exec'd into place so signals reach it directly.
+  local exitf = run .. "/exit_status"
+  local cmd = string.format("(sh -c 'echo $$ > %s/pid; exec env %s %s serve %s' > %s 2>&1; echo $? > %s) >/dev/null 2>&1 &",
+    run, table.concat(parts, " "):gsub("'", "'\\''"), opts.bin or H.bin, args, shell_quote(logf), exitf)
+  os.execute(cmd)
+  local srv = setmetatable({ port = port, modules = mods, log = logf, exit_file = exitf,
                              url = "http://127.0.0.1:" .. port }, Server)
   local deadline = socket.gettime() + 15
   while socket.gettime() < deadline do
+    if not srv.pid then
+      local f = io.open(run .. "/pid")
+      if f then srv.pid = tonumber(f:read("*l")); f:close() end
+    end
     local ok, res = pcall(srv.request, srv, "GET", "/healthz")
-    if ok and res and res.status == 200 then return srv end
+    if ok and res and res.status == 200 and srv.pid then return srv end
     socket.sleep(0.05)
   end
   srv:stop()
@@ -106,14 +114,34 @@ function Server:signal(sig)
   H.sh("kill -" .. sig .. " " .. self.pid)
 end
 
+-- Waits (up to `timeout` seconds) for the process to exit; returns its exit
+-- status, or nil if it is still running.
+function Server:wait(timeout)
+  local deadline = socket.gettime() + (timeout or 15)
+  repeat
+    local f = io.open(self.exit_file)
+    if f then
+      local code = tonumber(f:read("*l"))
+      f:close()
+      if code then return code end
+    end
+    socket.sleep(0.02)
+  until socket.gettime() > deadline
+  return nil
+end
+
 -- Stops the server (SIGTERM, then SIGKILL after a while); returns its exit status.
 function Server:stop()
-  if not self.pid then return end
+  if not self.pid then return self.exit_code end
   self:signal("TERM")
-  local deadline = socket.gettime() + 15
-  while socket.gettime() < deadline and self:alive() do socket.sleep(0.02) end
-  if self:alive() then self:signal("KILL") end
+  local code = self:wait(15)
+  if code == nil then
+    self:signal("KILL")
+    code = self:wait(5)
+  end
   self.pid = nil
+  self.exit_code = code
+  return code
 end
 
 -- Reads one HTTP response from a connected socket.
