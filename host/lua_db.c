@@ -83,7 +83,7 @@
 #define CONN_MT   "lp.db.conn"
 #define LISTEN_MT "lp.db.listener"
 #define ERROR_MT  "lp.db.error"
-#define TWO53     9007199254740992.0
+#define TWO53     9007199254740992LL /* 2^53: beyond it doubles skip integers */
 
 /* Registry key of lp.json's array marker: rows and array columns carry it,
  * so an empty one still encodes as [] rather than {}. */
@@ -487,7 +487,7 @@ static void push_integer_text(lua_State *L, const char *s, size_t len)
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (errno == 0 && end == s + len && (double)llabs(v) <= TWO53)
+    if (errno == 0 && end == s + len && v >= -TWO53 && v <= TWO53)
         lua_pushnumber(L, (double)v);
     else
         lua_pushlstring(L, s, len);
@@ -754,7 +754,10 @@ static int result_gc(lua_State *L)
 
 /* A listener belongs to the generation that registered it, like a timer: a
  * reload stops it (the new generation's modules listen again), so a reload
- * never doubles a handler. The Lua handle only points at it. */
+ * never doubles a handler. It is the handle userdata itself, anchored in the
+ * registry until it stops, so dropping the handle does not stop it; the
+ * generation runs its retire hooks before closing its state, so the hook
+ * always finds the userdata alive. */
 typedef struct listener {
     lp_host *host;
     lp_pg_pool *pool; /* the pool it was registered on                     */
@@ -762,11 +765,8 @@ typedef struct listener {
     void *hook;       /* the generation's retire hook, NULL once it ran     */
     unsigned long id; /* lp_pg_listen id, 0 once stopped                    */
     int fn_ref;       /* function(payload) in the generation's registry     */
+    int self_ref;     /* the anchor                                         */
 } listener;
-
-typedef struct listen_ud {
-    listener *l; /* NULL once stopped                                      */
-} listen_ud;
 
 static void listener_stop(listener *l)
 {
@@ -774,7 +774,9 @@ static void listener_stop(listener *l)
     /* the pool may already be closed (worker stopping): h->pg says */
     if (l->host->pg == l->pool) lp_pg_unlisten(l->pool, l->id);
     l->id = 0;
-    luaL_unref(lp_gen_state(l->gen), LUA_REGISTRYINDEX, l->fn_ref);
+    lua_State *L = lp_gen_state(l->gen);
+    luaL_unref(L, LUA_REGISTRYINDEX, l->fn_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, l->self_ref);
 }
 
 static void on_listener_retire(void *data)
@@ -782,8 +784,6 @@ static void on_listener_retire(void *data)
     listener *l = data;
     l->hook = NULL; /* the generation frees its hook */
     listener_stop(l);
-    /* the struct stays: a handle may still point at it; it is tiny and
-     * freed with the handle's __gc (the generation's state closes after) */
 }
 
 static void on_notify(const char *channel, const char *payload, void *data)
@@ -795,26 +795,20 @@ static void on_notify(const char *channel, const char *payload, void *data)
 
 static int l_listener_close(lua_State *L)
 {
-    listen_ud *u = luaL_checkudata(L, 1, LISTEN_MT);
-    listener *l = u->l;
-    if (l == NULL) return 0;
-    if (l->hook != NULL) lp_gen_cancel_retire(l->gen, l->hook);
+    listener *l = luaL_checkudata(L, 1, LISTEN_MT);
+    if (l->id == 0) return 0;
+    lp_gen_cancel_retire(l->gen, l->hook);
     l->hook = NULL;
     listener_stop(l);
     return 0;
 }
 
+/* Only reached when the state closes with the listener still anchored. */
 static int l_listener_gc(lua_State *L)
 {
-    listen_ud *u = lua_touserdata(L, 1);
-    listener *l = u->l;
-    if (l == NULL) return 0;
-    if (l->hook != NULL) lp_gen_cancel_retire(l->gen, l->hook);
-    l->hook = NULL;
+    listener *l = lua_touserdata(L, 1);
     if (l->id != 0 && l->host->pg == l->pool) lp_pg_unlisten(l->pool, l->id);
-    l->id = 0; /* the registry ref dies with the state */
-    u->l = NULL;
-    free(l);
+    l->id = 0;
     return 0;
 }
 
@@ -829,25 +823,26 @@ static int l_listen(lua_State *L)
     if (h == NULL || h->pg == NULL || g == NULL)
         return luaL_error(L, "db.listen: no database pool");
     if (lp_gen_retired(g)) return luaL_error(L, "db.listen: generation retired");
-    listen_ud *u = lua_newuserdata(L, sizeof(*u));
-    u->l = NULL;
+    listener *l = lua_newuserdata(L, sizeof(*l));
+    memset(l, 0, sizeof(*l));
     luaL_getmetatable(L, LISTEN_MT);
     lua_setmetatable(L, -2);
-    listener *l = calloc(1, sizeof(*l));
-    if (l == NULL) return luaL_error(L, "db.listen: out of memory");
-    u->l = l;
     l->host = h;
     l->pool = h->pg;
     l->gen = g;
-    lua_pushvalue(L, 2);
-    l->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    l->hook = lp_gen_on_retire(g, on_listener_retire, l);
+    if (l->hook == NULL) return luaL_error(L, "db.listen: out of memory");
     int err = lp_pg_listen(h->pg, channel, on_notify, l, &l->id);
     if (err != 0) {
-        luaL_unref(L, LUA_REGISTRYINDEX, l->fn_ref);
+        lp_gen_cancel_retire(g, l->hook);
+        l->hook = NULL;
         l->id = 0;
         return luaL_error(L, "db.listen: %s", lp_strerror(err));
     }
-    l->hook = lp_gen_on_retire(g, on_listener_retire, l);
+    lua_pushvalue(L, 2);
+    l->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, -1);
+    l->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 1;
 }
 

@@ -458,8 +458,7 @@ static void connected(lp_pg_conn *c)
     lp_pg_pool *p = c->pool;
     uv_timer_stop(&c->timer);
     c->connecting = 0;
-    if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1 ||
-        watch_connected(c) != 0) {
+    if (PQsetnonblocking(c->pg, 1) != 0 || watch_connected(c) != 0) {
         connect_failed(c);
         return;
     }
@@ -532,10 +531,12 @@ static void on_run_timeout(uv_timer_t *t)
 static void job_start(lp_pg_conn *c, pg_job *j)
 {
     PGconn *pg = c->pg;
-    int ok = 1;
     c->job = j;
     j->op = 0;
     j->nops = 0;
+    /* Pipeline mode only while a job runs: an idle connection in normal
+     * mode lets libpq parse what the server says unasked (NOTIFY, FATAL). */
+    int ok = PQenterPipelineMode(pg) == 1;
     for (int i = 0; i < j->n && ok; i++) {
         const lp_pg_query_spec *q = &j->q[i];
         uint64_t h = hash_sql(q->sql);
@@ -603,6 +604,13 @@ static void job_done(lp_pg_conn *c)
     c->job = NULL;
     uv_timer_stop(&c->timer);
     int status = j->status;
+    if (PQexitPipelineMode(c->pg) != 1) { /* results we did not expect: not reusable */
+        pg_close(c);
+        if (!c->pinned) schedule_reconnect(c);
+        if (!c->listener) pump(p);
+        job_finish(p, j, status);
+        return;
+    }
 
     if (c->listener) {
         if (status == 0) {
