@@ -1,9 +1,11 @@
 /* pg_test.c — the PostgreSQL pool against a real server (DATABASE_URL).
  *
- * Optional: LP_TEST_PG_RESTART, a shell command that restarts that server
- * (e.g. "su postgres -c 'pg_ctl -D DIR restart -m fast'"). Without it the
- * restart case breaks every connection with pg_terminate_backend instead,
- * which is what a restart looks like from the client's side. */
+ * The restart case restarts that server while the loop keeps running:
+ * LP_TEST_PG_RESTART is the shell command to do it; without it, when
+ * scripts/test set up the servers (LIFEPLAN_ROOT and LP_SERVICES_DIR), it is
+ * `scripts/services restart-pg DIR`. With neither, the case breaks every
+ * connection with pg_terminate_backend, which is what a restart looks like
+ * from the client's side. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -598,6 +600,16 @@ static void test_restart(void)
     q_clear(&r);
 
     const char *cmd = getenv("LP_TEST_PG_RESTART");
+    char derived[1024];
+    const char *root = getenv("LIFEPLAN_ROOT"), *dir = getenv("LP_SERVICES_DIR");
+    if ((cmd == NULL || *cmd == '\0') && root != NULL && dir != NULL) {
+        snprintf(derived, sizeof(derived), "%s/scripts/services", root);
+        if (access(derived, X_OK) == 0) {
+            snprintf(derived, sizeof(derived), "'%s/scripts/services' restart-pg '%s' >&2", root,
+                     dir);
+            cmd = derived;
+        }
+    }
     restart_stats rs = {0};
     int sent = 0;
     if (cmd != NULL && *cmd) {
