@@ -187,17 +187,23 @@ static int exec_cmd(PGconn *c, const char *sql)
     return ok ? 0 : -1;
 }
 
-/* The line of sql holding the 1-based character (not byte) position the
- * server reported, so an error points into the file. */
-static int line_of(const char *sql, const char *position)
+/* "file:line" for the 1-based character (not byte) position the server
+ * reported, so an error points into the file; just "file" without one
+ * (errors raised while executing, e.g. a constraint violation). */
+static void where_of(char *out, size_t size, const migration *m, const char *position)
 {
     long pos = position ? strtol(position, NULL, 10) : 0;
+    if (pos <= 0) {
+        snprintf(out, size, "%s", m->name);
+        return;
+    }
+    const char *sql = m->sql;
     int line = 1;
     for (const unsigned char *p = (const unsigned char *)sql; *p && pos > 1; p++) {
         if ((*p & 0xC0) != 0x80) pos--;
         if (*p == '\n') line++;
     }
-    return line;
+    snprintf(out, size, "%s:%d", m->name, line);
 }
 
 /* Fills the applied state from schema_migrations; names no longer on disk
@@ -289,8 +295,9 @@ static int apply_one(PGconn *c, const migration *m)
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK &&
         PQresultStatus(r) != PGRES_EMPTY_QUERY) {
         const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-        int line = line_of(m->sql, PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION));
-        fprintf(stderr, "migrate: %s:%d: %s (nothing of it was applied)\n", m->name, line,
+        char where[NAME_MAX_LEN + 16];
+        where_of(where, sizeof(where), m, PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION));
+        fprintf(stderr, "migrate: %s: %s (nothing of it was applied)\n", where,
                 msg ? msg : PQerrorMessage(c));
         PQclear(r);
         PQclear(PQexec(c, "ROLLBACK"));
