@@ -365,7 +365,7 @@ static void quiet_notice(void *arg, const char *message) {}
 int lp_migrate_main(const lp_config *cfg, int argc, char **argv)
 {
     int status = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--status") == 0) {
             status = 1;
         } else {

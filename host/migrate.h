@@ -24,7 +24,7 @@
 
 #include "config.h"
 
-/* argv[0] is the command name ("migrate"), the options follow. Uses
+/* argv holds the options after `migrate` (argc of them). Uses
  * cfg->database_url and cfg->migrations_dir. Returns the process exit code:
  * 0 success, 1 failure (message on stderr), 2 usage error. */
 int lp_migrate_main(const lp_config *cfg, int argc, char **argv);

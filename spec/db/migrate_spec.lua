@@ -2,9 +2,10 @@
 -- against the real PostgreSQL of DATABASE_URL. Every test works in databases
 -- of its own (CREATE DATABASE test_migrate_*), dropped at the end.
 
-local BIN = os.getenv("LIFEPLAN_BIN") or "build/lifeplan"
+local ROOT = os.getenv("LIFEPLAN_ROOT") or assert(io.popen("pwd")):read("*l")
+local BIN = os.getenv("LIFEPLAN_BIN") or (ROOT .. "/build/lifeplan")
 local BASE_URL = assert(os.getenv("DATABASE_URL"), "DATABASE_URL must point at a test server")
-local MIGRATIONS = assert(io.popen("cd migrations && pwd")):read("*l")
+local MIGRATIONS = ROOT .. "/migrations"
 
 -- The design's eleven tables (DESIGN.md), which every later module relies on.
 local DESIGN_TABLES = {
@@ -75,7 +76,7 @@ end
 
 -- A private copy of migrations/ that a test may edit.
 local function copy_migrations()
-  local dir = assert(io.popen("mktemp -d")):read("*l")
+  local dir = assert(io.popen("mktemp -d /tmp/lifeplan-spec.XXXXXX")):read("*l")
   local _, rc = sh("cp " .. MIGRATIONS .. "/*.sql " .. dir)
   assert(rc == 0)
   return dir

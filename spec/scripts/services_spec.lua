@@ -2,6 +2,8 @@
 -- and Redis under a folder, and the fault-injection subcommands keep their
 -- addresses. Uses its own temporary folder, independent of DATABASE_URL.
 
+local ROOT = os.getenv("LIFEPLAN_ROOT") or assert(io.popen("pwd")):read("*l")
+
 local function sh(cmd)
   local p = assert(io.popen("(" .. cmd .. ") 2>&1; echo \"__rc=$?\""))
   local out = p:read("*a")
@@ -14,7 +16,7 @@ describe("scripts/services", function()
   local dir, env
 
   local function svc(cmd)
-    return sh("scripts/services " .. cmd .. " " .. dir)
+    return sh(ROOT .. "/scripts/services " .. cmd .. " " .. dir)
   end
   local function pg(sql)
     return sh("psql -X -A -t -q -d '" .. env.DATABASE_URL .. "' -c \"" .. sql .. "\"")
@@ -24,7 +26,7 @@ describe("scripts/services", function()
   end
 
   setup(function()
-    dir = assert(io.popen("mktemp -d")):read("*l")
+    dir = assert(io.popen("mktemp -d /tmp/lifeplan-spec.XXXXXX")):read("*l")
   end)
 
   teardown(function()
