@@ -1,6 +1,8 @@
 /* subsystems.c — wiring of the per-worker clients. */
 #include "subsystems.h"
 
+#include "migrate.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -23,6 +25,5 @@ int lp_subsystems_check(const lp_config *cfg)
 
 int lp_subsystems_migrate(const lp_config *cfg, int argc, char **argv)
 {
-    fputs("lifeplan: migrate is not built yet\n", stderr);
-    return 1;
+    return lp_migrate_main(cfg, argc, argv);
 }
