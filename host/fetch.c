@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 
 #include "host.h"
+#include "log.h"
 #include "lp.h"
 
 #define DEFAULT_MAX_BODY   (16u << 20)
@@ -556,8 +557,8 @@ int lp_fetch_open(lp_fetch **out, uv_loop_t *loop, int default_timeout_ms)
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return LP_ENOMEM;
         curl_ready = 1;
         if (strcmp(lp_fetch_resolver(), "blocking") == 0)
-            fprintf(stderr, "{\"level\":\"warn\",\"msg\":\"fetch: libcurl resolves names "
-                            "synchronously; DNS lookups will block the loop\"}\n");
+            lp_logf("warn", "fetch: libcurl resolves names synchronously; DNS lookups will "
+                            "block the loop");
     }
     lp_fetch *f = calloc(1, sizeof(*f));
     if (f == NULL) return LP_ENOMEM;

@@ -63,8 +63,8 @@ static void worker_close(worker *w)
     close_handle((uv_handle_t *)&w->sig_hup);
     close_handle((uv_handle_t *)&w->drain);
     if (w->host.server) lp_server_close(w->host.server);
+    lp_subsystems_close(&w->host); /* resumes waiting tasks while the VM is alive */
     lp_vm_close(w->host.vm);
-    lp_subsystems_close(&w->host);
 }
 
 static void on_drain(uv_timer_t *t)

@@ -19,6 +19,7 @@
 #include <hiredis/async.h>
 
 #include "host.h"
+#include "log.h"
 #include "lp.h"
 
 #define BACKOFF_FIRST_MS 50
@@ -86,16 +87,10 @@ static void schedule_retry(lp_redis *r);
 
 static void log_line(const char *level, const char *msg, const char *detail)
 {
-    /* detail comes from hiredis or Redis: keep it JSON-safe. */
-    char clean[256];
-    size_t j = 0;
-    for (size_t i = 0; detail[i] != '\0' && j + 1 < sizeof(clean); i++) {
-        char c = detail[i];
-        clean[j++] = (c == '"' || c == '\\' || (unsigned char)c < 0x20) ? '?' : c;
-    }
-    clean[j] = '\0';
-    fprintf(stderr, "{\"level\":\"%s\",\"msg\":\"redis: %s\",\"detail\":\"%s\"}\n", level, msg,
-            clean);
+    if (detail[0] != '\0')
+        lp_logf(level, "redis: %s: %s", msg, detail);
+    else
+        lp_logf(level, "redis: %s", msg);
 }
 
 /* ---- libuv glue ---------------------------------------------------------- */
