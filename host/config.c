@@ -47,7 +47,6 @@ void lp_config_load(lp_config *cfg)
     cfg->shutdown_timeout_ms = (int)env_long("SHUTDOWN_TIMEOUT_MS", 10000, 0, 3600000);
     env_str(cfg->modules_dir, sizeof(cfg->modules_dir), "MODULES_DIR", "modules");
     env_str(cfg->migrations_dir, sizeof(cfg->migrations_dir), "MIGRATIONS_DIR", "migrations");
-    env_str(cfg->openapi_path, sizeof(cfg->openapi_path), "OPENAPI_PATH", "spec/openapi.json");
     cfg->cache_max_entries = (size_t)env_long("CACHE_MAX_ENTRIES", 10000, 16, 10000000);
 
     env_str(cfg->database_url, sizeof(cfg->database_url), "DATABASE_URL", "postgresql:///lifeplan");

@@ -168,23 +168,15 @@ static void metrics(lp_host *h, lp_request *req)
     free(b);
 }
 
-void lp_ops_reload(lp_host *h)
+void lp_ops_set_openapi(lp_host *h, const char *doc, size_t len)
 {
-    FILE *f = fopen(h->cfg->openapi_path, "rb");
-    if (f == NULL) {
-        lp_logf("warn", "OpenAPI document %s not found", h->cfg->openapi_path);
-        return;
-    }
-    char *b = NULL;
-    size_t bl = 0, bc = 0;
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        if (lp_buf_append(&b, &bl, &bc, chunk, n) != 0) break;
-    fclose(f);
+    char *copy = malloc(len + 1);
+    if (copy == NULL) return;
+    memcpy(copy, doc, len);
+    copy[len] = '\0';
     free(openapi);
-    openapi = b;
-    openapi_len = bl;
+    openapi = copy;
+    openapi_len = len;
 }
 
 void lp_ops_close(lp_host *h)

@@ -25,8 +25,8 @@ int lp_ops_add_gauges(lp_host *h, lp_gauge_fn fn);
 /* Answers req if it is an ops route; returns 1 if it did. */
 int lp_ops_handle(lp_host *h, lp_request *req);
 
-/* Re-reads the OpenAPI document (called after each successful reload). */
-void lp_ops_reload(lp_host *h);
+/* Replaces the OpenAPI document served (copied; set by each generation load). */
+void lp_ops_set_openapi(lp_host *h, const char *doc, size_t len);
 
 /* Frees what ops keeps (at exit). */
 void lp_ops_close(lp_host *h);

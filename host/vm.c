@@ -110,13 +110,19 @@ static int traceback(lua_State *L)
     return 1;
 }
 
-/* The first line of a traceback: "file:line: message". */
-static void first_line(char *dst, size_t size, const char *s)
+/* The error without its traceback, on one line: "file:line: message". */
+static void error_summary(char *dst, size_t size, const char *s)
 {
-    size_t n = strcspn(s, "\n");
-    if (n >= size) n = size - 1;
-    memcpy(dst, s, n);
-    dst[n] = '\0';
+    const char *tb = strstr(s, "\nstack traceback:");
+    size_t n = tb ? (size_t)(tb - s) : strlen(s), o = 0;
+    for (size_t i = 0; i < n && o + 1 < size; i++) {
+        if (s[i] == '\n' || s[i] == '\t') {
+            if (o > 0 && dst[o - 1] != ' ') dst[o++] = ' ';
+        } else {
+            dst[o++] = s[i];
+        }
+    }
+    dst[o] = '\0';
 }
 
 /* ---- generations ------------------------------------------------------ */
@@ -348,11 +354,7 @@ static lp_gen *gen_load(lp_vm *vm, char *err, size_t errsize)
     char **names;
     int n = list_controllers(cfg->modules_dir, &names);
     int failed = 0;
-    for (int i = 0; i < n; i++) {
-        if (failed) {
-            free(names[i]);
-            continue;
-        }
+    for (int i = 0; i < n && !failed; i++) {
         lua_getglobal(L, "require");
         lua_pushfstring(L, "%s.controller", names[i]);
         if (pcall_tb(L, 1, 1) != 0) {
@@ -366,15 +368,40 @@ static lp_gen *gen_load(lp_vm *vm, char *err, size_t errsize)
             push_routes_object(L);
             if (pcall_tb(L, 1, 0) != 0) failed = 1;
         }
-        free(names[i]);
     }
+    /* 3. the OpenAPI document, assembled from the modules' fragments */
+    if (!failed) {
+        lua_getglobal(L, "require");
+        lua_pushliteral(L, "shared.openapi");
+        if (pcall_tb(L, 1, 1) != 0) {
+            failed = 1;
+        } else {
+            lua_getfield(L, -1, "build");
+            lua_pushstring(L, cfg->modules_dir);
+            lua_createtable(L, n, 0);
+            for (int i = 0; i < n; i++) {
+                lua_pushstring(L, names[i]);
+                lua_rawseti(L, -2, i + 1);
+            }
+            if (pcall_tb(L, 2, 1) != 0) {
+                failed = 1;
+            } else {
+                size_t len;
+                const char *doc = lua_tolstring(L, -1, &len);
+                if (doc) lp_ops_set_openapi(vm->host, doc, len);
+                lua_pop(L, 2);
+            }
+        }
+    }
+    for (int i = 0; i < n; i++)
+        free(names[i]);
     free(names);
     if (failed) goto fail;
     return g;
 fail : {
     const char *msg = lua_tostring(L, -1);
     lp_log("error", msg ? msg : "script load failed", NULL, NULL);
-    first_line(err, errsize, msg ? msg : "script load failed");
+    error_summary(err, errsize, msg ? msg : "script load failed");
     lua_close(L);
     lp_router_free(g->router);
     free(g);
@@ -784,7 +811,6 @@ int lp_vm_reload(lp_vm *vm)
     lp_gen *old = vm->current;
     vm->current = g;
     if (old) gen_retire(old);
-    lp_ops_reload(vm->host);
     lp_logf("info", "script generation %d loaded (%d routes)", g->id, lp_router_count(g->router));
     return 0;
 }
@@ -808,6 +834,13 @@ static void on_debounce(uv_timer_t *t)
 static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status)
 {
     lp_vm *vm = h->data;
+    /* Only script and OpenAPI files matter (not editor swap files or logs). */
+    if (filename != NULL) {
+        size_t n = strlen(filename);
+        int lua = n > 4 && strcmp(filename + n - 4, ".lua") == 0;
+        int json = n > 5 && strcmp(filename + n - 5, ".json") == 0;
+        if (!lua && !json) return;
+    }
     /* Editors write several events per save; reload once they settle. */
     uv_timer_start(&vm->debounce, on_debounce, 150, 0);
 }
