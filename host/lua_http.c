@@ -72,6 +72,8 @@ static const char LOOP[] =
     "        if not ok then cancel(req); error(more, 0) end\n"
     "        if more == false then cancelled = true; cancel(req) end\n"
     "      end\n"
+    "    elseif a == nil then\n"
+    "      return nil, b\n"
     "    else\n"
     "      return a, b, c\n"
     "    end\n"
