@@ -63,8 +63,8 @@ static void worker_close(worker *w)
     close_handle((uv_handle_t *)&w->sig_hup);
     close_handle((uv_handle_t *)&w->drain);
     if (w->host.server) lp_server_close(w->host.server);
+    lp_subsystems_close(&w->host); /* resumes waiting tasks while the VM is alive */
     lp_vm_close(w->host.vm);
-    lp_subsystems_close(&w->host);
 }
 
 static void on_drain(uv_timer_t *t)
@@ -228,11 +228,19 @@ static int supervise(const lp_config *cfg)
 
 /* ---- run FILE --------------------------------------------------------- */
 
+static void on_script_exit(uv_timer_t *t)
+{
+    worker_close(t->data);
+}
+
+/* Runs inside the task's last resume (often from an I/O callback): closing
+ * the VM and the subsystems here would pull the ground from under both, so
+ * close on the next loop turn. */
 static void on_script_done(int ok, void *data)
 {
     worker *w = data;
     w->exit_code = ok ? 0 : 1;
-    worker_close(w);
+    uv_timer_start(&w->drain, on_script_exit, 0, 0);
 }
 
 static int run_script(const lp_config *cfg, const char *file, int argc, char **argv)
