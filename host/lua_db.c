@@ -60,8 +60,9 @@
  * db.listen(channel, fn) runs fn(payload, channel) as a new task for each
  * NOTIFY, on a dedicated connection that LISTENs again after a reconnect
  * (notifications sent while it is down are lost: re-read the source of
- * truth). It returns a handle with :close(); the listener also ends with the
- * script generation that made it. */
+ * truth). It returns a handle with :close() (nil, "unavailable" when the
+ * host has no pool); the listener also ends with the script generation that
+ * made it, and may be registered while a module loads (it does no I/O). */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -820,8 +821,12 @@ static int l_listen(lua_State *L)
     luaL_checktype(L, 2, LUA_TFUNCTION);
     lp_host *h = lp_host_from(L);
     lp_gen *g = lp_gen_of(L);
-    if (h == NULL || h->pg == NULL || g == NULL)
-        return luaL_error(L, "db.listen: no database pool");
+    if (h == NULL || g == NULL) return luaL_error(L, "db.listen: not in a script generation");
+    if (h->pg == NULL) { /* DATABASE_URL unusable (logged at start): like an outage */
+        lua_pushnil(L);
+        lua_pushstring(L, "unavailable");
+        return 2;
+    }
     if (lp_gen_retired(g)) return luaL_error(L, "db.listen: generation retired");
     listener *l = lua_newuserdata(L, sizeof(*l));
     memset(l, 0, sizeof(*l));
