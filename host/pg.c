@@ -1159,10 +1159,10 @@ static char *build_options(const char *url, const lp_config *cfg)
     }
     for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
         if (strcmp(o->keyword, "options") == 0 && o->val != NULL) existing = o->val;
-    size_t size = strlen(existing) + 96;
+    size_t size = strlen(existing) + 128;
     char *s = malloc(size);
     if (s != NULL)
-        snprintf(s, size, "%s%s-c statement_timeout=%d -c TimeZone=UTC", existing,
+        snprintf(s, size, "%s%s-c statement_timeout=%d -c TimeZone=UTC -c DateStyle=ISO", existing,
                  *existing ? " " : "", cfg->db_statement_timeout_ms);
     PQconninfoFree(opts);
     return s;
