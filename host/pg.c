@@ -274,7 +274,13 @@ static void enqueue(lp_pg_pool *p, pg_job *j)
         p->qhead = j;
     p->qtail = j;
     p->nwaiting++;
-    wait_timer_arm(p);
+    /* Deadlines mostly grow in queue order: only an earlier one re-arms, so
+     * queueing stays O(1) under load. */
+    if (p->wait_due == 0 || j->deadline < p->wait_due) {
+        double ms = j->deadline - lp_now_ms();
+        uv_timer_start(&p->wait_timer, on_wait_timer, ms > 0 ? (uint64_t)ms + 1 : 0, 0);
+        p->wait_due = j->deadline;
+    }
 }
 
 static pg_job *dequeue(lp_pg_pool *p)
