@@ -12,6 +12,7 @@
 #include "match.h"
 
 #include <sched.h>
+#include <stdint.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,16 @@ enum { K_INCOME = 1, K_MEDIAN, K_MONTHLY };
 static const int set_kinds[NSETS] = {LP_KIND_EMPLOYMENT, LP_KIND_EDUCATION, LP_KIND_MAJOR,
                                      LP_KIND_MARITAL, LP_KIND_HOUSING};
 
+/* Per policy, the few values emit() reads for every surviving candidate:
+ * kept apart from lp_policy so the survivor loop stays in cache. */
+typedef struct hot {
+    int16_t start_day; /* days since 2000-01-01; INT16_MIN = open-ended start */
+    int16_t end_day;   /* days since 2000-01-01; INT16_MAX = no end          */
+    int16_t static_sc; /* lp__static_score                                   */
+    uint8_t category;
+    uint8_t closed; /* marked closed, or no end date (bit 1)             */
+} hot;
+
 typedef struct id_pos {
     uint32_t id, pos;
 } id_pos;
@@ -38,11 +49,11 @@ struct lp_policy_index {
     size_t n, nwords;
     uint64_t lastmask;
     size_t bytes;
-    lp_policy *pol;     /* copies; regions point into `codes`            */
-    uint32_t *codes;    /* every policy's normalized, sorted region codes */
-    int32_t *static_sc; /* lp__static_score per policy                    */
-    id_pos *ids;        /* sorted by id, for lp_match_index_find          */
-    uint64_t *arena;    /* every bitset below lives here                  */
+    lp_policy *pol;  /* copies; regions point into `codes`            */
+    uint32_t *codes; /* every policy's normalized, sorted region codes */
+    struct hot *hot; /* what ranking a survivor needs, packed          */
+    id_pos *ids;     /* sorted by id, for lp_match_index_find          */
+    uint64_t *arena; /* every bitset below lives here                  */
     size_t arena_words, arena_used;
 
     uint64_t *age_ok[AGE_SLOTS], *age_no, *age_has;
@@ -52,6 +63,7 @@ struct lp_policy_index {
     uint64_t *set_ok[NSETS][MAXV], *set_no[NSETS], *set_has[NSETS];
     uint64_t *sp_req[MAXV], *sp_no, *sp_has;
     uint64_t *cat[MAXV];
+    uint64_t *not_closed; /* policies the source does not mark closed */
     uint64_t *region_no, *region_has;
     uint64_t *sido_p[NSIDO];       /* nationwide or listing the 시도            */
     uint64_t *sido_partial[NSIDO]; /* listing some of its 시군구, not the 시도 */
@@ -59,6 +71,14 @@ struct lp_policy_index {
     uint32_t *sgg_codes; /* sorted 시군구 codes some policy lists            */
     uint64_t **sgg_p;    /* sido_p of its 시도, or listing the 시군구       */
 };
+
+/* Dates as 16-bit day numbers from 2000-01-01, clamped (validated dates
+ * lie in 1900..2200; bounds outside 1911..2089 compare the same way). */
+static int16_t day16(int32_t ymd)
+{
+    int32_t d = lp__day_number(ymd) - 10957;
+    return (int16_t)(d < -32000 ? -32000 : d > 32000 ? 32000 : d);
+}
 
 static uint64_t *bs_new(lp_match_index *idx)
 {
@@ -104,7 +124,7 @@ static void index_free(lp_match_index *idx)
     if (!idx) return;
     free(idx->pol);
     free(idx->codes);
-    free(idx->static_sc);
+    free(idx->hot);
     free(idx->ids);
     free(idx->arena);
     free(idx->sgg_codes);
@@ -179,6 +199,7 @@ static void index_policy(lp_match_index *idx, size_t i)
         bs_set(idx->sp_no, i);
     }
     if (p->category) bs_set(idx->cat[p->category], i);
+    if (!p->closed) bs_set(idx->not_closed, i);
 
     if (!p->nregions) {
         bs_set(idx->region_no, i);
@@ -222,9 +243,9 @@ int lp_match_index_build(lp_match_index **out, const lp_policy *policies, size_t
     idx->lastmask = n % 64 ? ((uint64_t)1 << (n % 64)) - 1 : n ? ~(uint64_t)0 : 0;
     idx->pol = malloc((n ? n : 1) * sizeof *idx->pol);
     idx->codes = malloc((ncodes ? ncodes : 1) * sizeof *idx->codes);
-    idx->static_sc = malloc((n ? n : 1) * sizeof *idx->static_sc);
+    idx->hot = malloc((n ? n : 1) * sizeof *idx->hot);
     idx->ids = malloc((n ? n : 1) * sizeof *idx->ids);
-    if (!idx->pol || !idx->codes || !idx->static_sc || !idx->ids) goto nomem;
+    if (!idx->pol || !idx->codes || !idx->hot || !idx->ids) goto nomem;
 
     /* copy policies with normalized, sorted, deduplicated regions */
     size_t used = 0;
@@ -237,7 +258,10 @@ int lp_match_index_build(lp_match_index **out, const lp_policy *policies, size_t
         p->nregions = sort_unique(c, p->nregions);
         p->regions = p->nregions ? c : NULL;
         used += p->nregions;
-        idx->static_sc[i] = lp__static_score(p);
+        idx->hot[i] =
+            (hot){p->apply_start ? day16(p->apply_start) : INT16_MIN,
+                  p->apply_end ? day16(p->apply_end) : INT16_MAX, (int16_t)lp__static_score(p),
+                  p->category, (uint8_t)(p->closed | (p->apply_end ? 0 : 2))};
         idx->ids[i].id = p->id;
         idx->ids[i].pos = (uint32_t)i;
     }
@@ -263,7 +287,7 @@ int lp_match_index_build(lp_match_index **out, const lp_policy *policies, size_t
     for (uint32_t s = 0; s < NSIDO; s++)
         nsido += sido_ok(s);
     size_t nbits = AGE_SLOTS + 2 + HH_SLOTS + 2 + 2 * LP_INCOME_BINS + 2 + 6 + NSETS * (MAXV + 2) +
-                   MAXV + 2 + MAXV + 2 + 2 * (size_t)nsido + idx->nsgg;
+                   MAXV + 2 + MAXV + 3 + 2 * (size_t)nsido + idx->nsgg;
     idx->arena_words = nbits * idx->nwords;
     idx->arena = calloc(idx->arena_words, sizeof *idx->arena);
     if (!idx->arena) goto nomem;
@@ -300,6 +324,7 @@ int lp_match_index_build(lp_match_index **out, const lp_policy *policies, size_t
     idx->sp_has = bs_new(idx);
     for (int v = 0; v < MAXV; v++)
         idx->cat[v] = bs_new(idx);
+    idx->not_closed = bs_new(idx);
     idx->region_no = bs_new(idx);
     idx->region_has = bs_new(idx);
     for (uint32_t s = 0; s < NSIDO; s++) {
@@ -318,7 +343,7 @@ int lp_match_index_build(lp_match_index **out, const lp_policy *policies, size_t
             idx->sgg_p[g][w] |= s[w];
     }
 
-    idx->bytes = sizeof *idx + n * (sizeof *idx->pol + sizeof *idx->static_sc + sizeof *idx->ids) +
+    idx->bytes = sizeof *idx + n * (sizeof *idx->pol + sizeof *idx->hot + sizeof *idx->ids) +
                  used * sizeof *idx->codes + idx->nsgg * (sizeof(uint32_t) + sizeof(uint64_t *)) +
                  idx->arena_words * sizeof(uint64_t);
     *out = idx;
@@ -369,7 +394,9 @@ typedef struct run_ctx {
     const lp_match_index *idx;
     const lp_match_query *q;
     const lp_profile *pr;
-    int32_t today_day;
+    int32_t today16;                /* day16(today) */
+    const uint64_t *interest[MAXV]; /* cat bitsets of the profile's interests */
+    int ninterest;
     lp_match_result *out;
     size_t k, n;
     lp_match_stats *st;
@@ -422,41 +449,66 @@ static void sift_up(lp_match_result *h, size_t i)
     }
 }
 
-static void emit(void *vctx, size_t pos, int eligible)
+static void insert(run_ctx *c, size_t pos, int eligible, int32_t score)
+{
+    uint32_t id = c->idx->pol[pos].id;
+    lp_match_result *r;
+    if (c->n < c->k) {
+        r = &c->out[c->n];
+    } else {
+        r = &c->out[0];
+        if (score < r->score || (score == r->score && id > r->policy_id)) return;
+    }
+    r->policy_id = id;
+    r->index_pos = (uint32_t)pos;
+    r->eligibility = eligible ? LP_ELIGIBLE : LP_POSSIBLE;
+    r->score = score;
+    if (c->n < c->k)
+        sift_up(c->out, c->n++);
+    else
+        sift_down(c->out, c->n, 0);
+}
+
+/* The survivors of one word: count them, rank them. Written without
+ * data-dependent branches (the period and eligibility of neighbouring
+ * policies are unrelated, so branches would mispredict); the only branch
+ * taken per survivor is "beats the worst of the top K", rare once the heap
+ * has filled. The period logic is lp_policy_period / lp__period_bonus. */
+static void emit(void *vctx, size_t w, uint64_t any, uint64_t elig)
 {
     run_ctx *c = vctx;
-    const lp_policy *p = &c->idx->pol[pos];
-    if ((c->q->flags & LP_MATCH_SKIP_CLOSED) &&
-        lp_policy_period(p, c->q->today) == LP_PERIOD_CLOSED)
-        return;
-    if (eligible) {
-        c->st->eligible++;
-    } else {
-        c->st->possible++;
-        if (!(c->q->flags & LP_MATCH_POSSIBLE)) return;
+    const hot *hw = c->idx->hot + w * 64;
+    const int32_t today = c->today16;
+    const int skip_closed = (c->q->flags & LP_MATCH_SKIP_CLOSED) != 0;
+    const int want_possible = (c->q->flags & LP_MATCH_POSSIBLE) != 0;
+    uint64_t interest = 0;
+    for (int i = 0; i < c->ninterest; i++)
+        interest |= c->interest[i][w];
+    size_t ne = 0, np = 0;
+    const int32_t floor_score = c->n == c->k && c->k ? c->out[0].score : INT32_MIN;
+    static const int16_t bonus_of[6] = {60, 30, 10, 5, 0, -300};
+    for (uint64_t m = any; m; m &= m - 1) {
+        int b = __builtin_ctzll(m);
+        const hot h = hw[b];
+        int e = (int)((elig >> b) & 1);
+        int closed = (h.closed & 1) | (today > h.end_day);
+        int upcoming = today < h.start_day;
+        int32_t left = h.end_day - today;
+        /* class: 0 ≤7 days left, 1 ≤30, 2 later, 3 no end, 4 upcoming, 5 closed */
+        int cls = (left > 7) + (left > 30);
+        cls = (h.closed & 2) ? 3 : cls;
+        cls = upcoming ? 4 : cls;
+        cls = closed ? 5 : cls;
+        int bonus = bonus_of[cls];
+        int keep = !(closed & skip_closed);
+        ne += (size_t)(keep & e);
+        np += (size_t)(keep & !e);
+        int32_t score = 500 + 500 * e + h.static_sc + bonus + 100 * (int)((interest >> b) & 1);
+        if (keep & (e | want_possible) & (score >= floor_score) & (c->k != 0))
+            insert(c, w * 64 + (size_t)b, e, score);
     }
-    if (!c->k) return;
-    int32_t score = (eligible ? 1000 : 500) + c->idx->static_sc[pos] +
-                    lp__period_bonus(p, c->q->today, c->today_day);
-    if (p->category && (c->pr->interests & LP_SET(p->category))) score += 100;
-    lp_match_result cand;
-    cand.policy_id = p->id;
-    cand.score = score;
-    if (c->n < c->k) {
-        lp_match_result *r = &c->out[c->n];
-        r->policy_id = p->id;
-        r->index_pos = (uint32_t)pos;
-        r->eligibility = eligible ? LP_ELIGIBLE : LP_POSSIBLE;
-        r->score = score;
-        sift_up(c->out, c->n++);
-    } else if (better(&cand, &c->out[0])) {
-        lp_match_result *r = &c->out[0];
-        r->policy_id = p->id;
-        r->index_pos = (uint32_t)pos;
-        r->eligibility = eligible ? LP_ELIGIBLE : LP_POSSIBLE;
-        r->score = score;
-        sift_down(c->out, c->n, 0);
-    }
+    c->st->eligible += ne;
+    c->st->possible += np;
 }
 
 static int exact(void *vctx, int kind, size_t pos)
@@ -581,8 +633,19 @@ int lp_match_run(const lp_match_index *idx, const lp_match_query *q, lp_match_re
             if (lp__set_has(q->categories, (unsigned)c)) lp_prog_push(&g, a, LP_P, idx->cat[c]);
     }
 
-    run_ctx c = {idx, q, q->profile, lp__day_number(q->today), out, k, 0, st};
-    lp_prog_run(&g, idx->nwords, idx->lastmask, NULL, exact, emit, &c);
+    run_ctx c = {.idx = idx,
+                 .q = q,
+                 .pr = q->profile,
+                 .today16 = day16(q->today),
+                 .out = out,
+                 .k = k,
+                 .st = st};
+    for (int cat = 1; cat < MAXV; cat++)
+        if (lp__set_has(q->profile->interests, (unsigned)cat))
+            c.interest[c.ninterest++] = idx->cat[cat];
+    /* most policies are closed at any time: drop the marked ones up front */
+    const uint64_t *filter = (q->flags & LP_MATCH_SKIP_CLOSED) ? idx->not_closed : NULL;
+    lp_prog_run(&g, idx->nwords, idx->lastmask, filter, exact, emit, &c);
 
     /* heap → best first: move the worst to the end repeatedly */
     for (size_t n = c.n; n > 1; n--) {

@@ -48,11 +48,6 @@ void lp_prog_run(const lp_prog *g, size_t nwords, uint64_t lastmask, const uint6
                 if (r == LP_UNKNOWN) elig &= ~bit;
             }
         }
-        elig &= any;
-        while (any) {
-            int b = __builtin_ctzll(any);
-            any &= any - 1;
-            emit(ctx, w * 64 + (size_t)b, (int)((elig >> b) & 1));
-        }
+        if (any) emit(ctx, w, any, elig & any);
     }
 }

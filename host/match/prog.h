@@ -35,8 +35,9 @@ typedef struct lp_prog {
 
 /* Returns LP_MET, LP_FAILED or LP_UNKNOWN for candidate `pos`. */
 typedef int (*lp_prog_exact_fn)(void *ctx, int kind, size_t pos);
-/* Called for each surviving candidate in ascending order. */
-typedef void (*lp_prog_emit_fn)(void *ctx, size_t pos, int eligible);
+/* Called for each word w with survivors: bit b of `any` is candidate
+ * w*64+b (eligible or possible), of `elig` eligible. Words ascend. */
+typedef void (*lp_prog_emit_fn)(void *ctx, size_t w, uint64_t any, uint64_t elig);
 
 static inline void lp_prog_init(lp_prog *g)
 {

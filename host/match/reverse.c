@@ -268,16 +268,19 @@ static int rev_exact(void *vctx, int kind, size_t pos)
     return ok ? LP_MET : LP_FAILED;
 }
 
-static void rev_emit(void *vctx, size_t pos, int eligible)
+static void rev_emit(void *vctx, size_t w, uint64_t any, uint64_t elig)
 {
     rev_ctx *c = vctx;
     lp_reverse_out *o = c->out;
-    uint32_t id = c->idx->recs[pos].id;
-    if (eligible) {
-        if (o->eligible_n < o->eligible_cap) o->eligible[o->eligible_n] = id;
+    const prec *recs = c->idx->recs + w * 64;
+    for (uint64_t m = elig; m; m &= m - 1) {
+        if (o->eligible_n < o->eligible_cap)
+            o->eligible[o->eligible_n] = recs[__builtin_ctzll(m)].id;
         o->eligible_n++;
-    } else {
-        if (o->possible && o->possible_n < o->possible_cap) o->possible[o->possible_n] = id;
+    }
+    for (uint64_t m = any & ~elig; m; m &= m - 1) {
+        if (o->possible && o->possible_n < o->possible_cap)
+            o->possible[o->possible_n] = recs[__builtin_ctzll(m)].id;
         o->possible_n++;
     }
 }

@@ -6,6 +6,7 @@
  * missing fields) and require the index, lp_match_eval and the reverse index
  * to give exactly the reference's results, scores and reasons. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1004,6 +1005,10 @@ static void test_slot_swap(void)
         lp_match_index *idx;
         if (lp_match_index_build(&idx, ps, n, NULL) != 0) break;
         lp_match_slot_swap(&s.slot, idx);
+        /* let the readers in now and then, so swaps and matches interleave */
+        long seen = s.matches;
+        while (round % 20 == 0 && s.matches < seen + 2)
+            sched_yield();
     }
     /* an index a reader still holds outlives the swap */
     lp_match_index *held = lp_match_slot_acquire(&s.slot);
