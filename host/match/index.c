@@ -485,7 +485,8 @@ static void emit(void *vctx, size_t w, uint64_t any, uint64_t elig)
     for (int i = 0; i < c->ninterest; i++)
         interest |= c->interest[i][w];
     size_t ne = 0, np = 0;
-    const int32_t floor_score = c->n == c->k && c->k ? c->out[0].score : INT32_MIN;
+    /* nothing below the worst kept result can enter a full heap */
+    int32_t floor_score = c->n == c->k ? (c->k ? c->out[0].score : INT32_MAX) : INT32_MIN;
     static const int16_t bonus_of[6] = {60, 30, 10, 5, 0, -300};
     for (uint64_t m = any; m; m &= m - 1) {
         int b = __builtin_ctzll(m);
@@ -504,8 +505,10 @@ static void emit(void *vctx, size_t w, uint64_t any, uint64_t elig)
         ne += (size_t)(keep & e);
         np += (size_t)(keep & !e);
         int32_t score = 500 + 500 * e + h.static_sc + bonus + 100 * (int)((interest >> b) & 1);
-        if (keep & (e | want_possible) & (score >= floor_score) & (c->k != 0))
+        if (keep & (e | want_possible) & (score >= floor_score)) {
             insert(c, w * 64 + (size_t)b, e, score);
+            if (c->n == c->k) floor_score = c->out[0].score;
+        }
     }
     c->st->eligible += ne;
     c->st->possible += np;
