@@ -14,7 +14,9 @@
     X(timer)  /* lua_timer.c:  sleep, after, every                                   */            \
     X(cache)  /* lua_cache.c:  in-process LRU with TTL                               */            \
     X(crypto) /* lua_crypto.c: random, sha256, hmac_sha256, equal, password_*    */                \
-    X(server) /* lua_server.c: routes, generation info, metrics                      */
+    X(server) /* lua_server.c: routes, generation info, metrics                      */            \
+    X(redis)  /* lua_redis.c:  call, pipeline (nil, "unavailable" when Redis is down) */           \
+    X(http)   /* lua_http.c:   request{...} with timeouts and streaming on_chunk     */
 
 #define LP_DECLARE_BINDING(name) int luaopen_lp_##name(lua_State *L);
 LP_BINDINGS(LP_DECLARE_BINDING)

@@ -24,16 +24,16 @@ typedef struct lp_policy_index lp_policy_index;
 typedef struct lp_host {
     uv_loop_t *loop;
     const lp_config *cfg;
-    int worker_id;      /* 0..workers-1                                   */
-    lp_server *server;  /* HTTP listener and connections                  */
-    lp_vm *vm;          /* Lua generations                                */
-    lp_pg_pool *pg;     /* PostgreSQL pool (NULL until opened)            */
-    lp_redis *redis;    /* Redis client (NULL until opened)               */
-    lp_fetch *fetch;    /* outbound HTTP (libcurl multi)                  */
-    lp_cache *cache;    /* in-process LRU shared by all generations       */
+    int worker_id;     /* 0..workers-1                                   */
+    lp_server *server; /* HTTP listener and connections                  */
+    lp_vm *vm;         /* Lua generations                                */
+    lp_pg_pool *pg;    /* PostgreSQL pool (NULL until opened)            */
+    lp_redis *redis;   /* Redis client (NULL until opened)               */
+    lp_fetch *fetch;   /* outbound HTTP (libcurl multi)                  */
+    lp_cache *cache;   /* in-process LRU shared by all generations       */
     lp_metrics *metrics;
-    void *match_state;  /* owned by lua_match.c: policy/profile indexes   */
-    int shutting_down;  /* set once SIGTERM/SIGINT arrives                */
+    void *match_state; /* owned by lua_match.c: policy/profile indexes   */
+    int shutting_down; /* set once SIGTERM/SIGINT arrives                */
 } lp_host;
 
 /* The host a Lua state belongs to (set when the generation is created). */

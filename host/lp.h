@@ -24,8 +24,11 @@ enum {
 /* A static, human-readable message for an LP_E* code. */
 const char *lp_strerror(int err);
 
-#define LP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define LP_ARRAY_SIZE(a)                  (sizeof(a) / sizeof((a)[0]))
 #define LP_CONTAINER_OF(ptr, type, field) ((type *)((char *)(ptr)-offsetof(type, field)))
+
+/* Appends n bytes to a growing, NUL-terminated buffer. 0 or LP_ENOMEM. */
+int lp_buf_append(char **buf, size_t *len, size_t *cap, const char *p, size_t n);
 
 /* Monotonic milliseconds (uv_hrtime based), for deadlines and durations. */
 double lp_now_ms(void);

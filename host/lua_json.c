@@ -1,0 +1,203 @@
+/* lua_json.c — `lp.json`: JSON through lua-cjson, plus empty arrays.
+ *
+ *   json.encode(v)       → string (raises on NaN, cycles, functions)
+ *   json.decode(s)       → value, or nil, "message" (never raises)
+ *   json.null            the JSON null sentinel (cjson.null)
+ *   json.array(t)        marks t as an array, so an empty t encodes as []
+ *   json.empty_array     a marked empty table
+ *   json.is_array(t)     true if t was marked
+ *
+ * lua-cjson 2.1 encodes every empty table as {}. Marked empty tables are
+ * rare, so encode first checks (in C) whether the value holds any; only then
+ * it encodes a copy with a placeholder and swaps it for []. Numbers keep 14
+ * significant digits (cjson's maximum): integers up to 10^14 are exact,
+ * which covers won amounts and ids. */
+#include <lauxlib.h>
+#include <lua.h>
+#include <string.h>
+
+#include "bindings.h"
+
+int luaopen_cjson(lua_State *L);
+
+static char array_mt_key;
+#define PLACEHOLDER "\"\\u0000lp-empty-array\\u0000\""
+
+static void push_array_mt(lua_State *L)
+{
+    lua_pushlightuserdata(L, &array_mt_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+}
+
+static int is_marked_empty(lua_State *L, int idx)
+{
+    idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+    if (!lua_getmetatable(L, idx)) return 0;
+    push_array_mt(L);
+    int marked = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (!marked) return 0;
+    lua_pushnil(L);
+    if (lua_next(L, idx)) {
+        lua_pop(L, 2);
+        return 0;
+    }
+    return 1;
+}
+
+/* Does the value at idx contain a marked empty table? depth bounds cycles. */
+static int has_empty_array(lua_State *L, int idx, int depth)
+{
+    if (lua_type(L, idx) != LUA_TTABLE || depth > 100) return 0;
+    idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+    if (is_marked_empty(L, idx)) return 1;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (has_empty_array(L, -1, depth + 1)) {
+            lua_pop(L, 2);
+            return 1;
+        }
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+/* Pushes a deep copy of the value at idx with marked empty tables replaced
+ * by the placeholder string. */
+static void copy_marked(lua_State *L, int idx, int depth)
+{
+    idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+    if (lua_type(L, idx) != LUA_TTABLE || depth > 100) {
+        lua_pushvalue(L, idx);
+        return;
+    }
+    if (is_marked_empty(L, idx)) {
+        lua_pushliteral(L, "\0lp-empty-array\0");
+        return;
+    }
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pushvalue(L, -2);
+        copy_marked(L, -2, depth + 1);
+        lua_rawset(L, -5);
+        lua_pop(L, 1);
+    }
+}
+
+static int l_encode(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    lua_settop(L, 1);
+    int marked = has_empty_array(L, 1, 0);
+    lua_pushvalue(L, lua_upvalueindex(1)); /* cjson encode */
+    if (marked)
+        copy_marked(L, 1, 0);
+    else
+        lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+    if (!marked) return 1;
+    /* gsub the placeholder: plain find-and-replace in C */
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);
+    const char *ph = PLACEHOLDER;
+    size_t phl = strlen(ph);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t i = 0; i < n;) {
+        if (n - i >= phl && memcmp(s + i, ph, phl) == 0) {
+            luaL_addlstring(&b, "[]", 2);
+            i += phl;
+        } else {
+            luaL_addchar(&b, s[i]);
+            i++;
+        }
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
+static int l_decode(lua_State *L)
+{
+    luaL_checkstring(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(1)); /* cjson decode */
+    lua_pushvalue(L, 1);
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    return 1;
+}
+
+static int l_array(lua_State *L)
+{
+    if (lua_isnoneornil(L, 1)) lua_newtable(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    push_array_mt(L);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+static int l_is_array(lua_State *L)
+{
+    if (!lua_istable(L, 1) || !lua_getmetatable(L, 1)) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    push_array_mt(L);
+    lua_pushboolean(L, lua_rawequal(L, -1, -2));
+    return 1;
+}
+
+int luaopen_lp_json(lua_State *L)
+{
+    lua_pushlightuserdata(L, &array_mt_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    if (lua_isnil(L, -1)) {
+        lua_pushlightuserdata(L, &array_mt_key);
+        lua_newtable(L);
+        lua_pushliteral(L, "array");
+        lua_setfield(L, -2, "__name");
+        lua_rawset(L, LUA_REGISTRYINDEX);
+    }
+    lua_pop(L, 1);
+
+    /* A private cjson instance, so no script can change our settings. */
+    luaopen_cjson(L);
+    lua_getfield(L, -1, "new");
+    lua_call(L, 0, 1);
+    int cj = lua_gettop(L);
+    lua_getfield(L, cj, "encode_sparse_array");
+    lua_pushboolean(L, 1);
+    lua_call(L, 1, 0);
+    lua_getfield(L, cj, "decode_max_depth");
+    lua_pushinteger(L, 128);
+    lua_call(L, 1, 0);
+    lua_getfield(L, cj, "encode_max_depth");
+    lua_pushinteger(L, 128);
+    lua_call(L, 1, 0);
+    lua_getfield(L, cj, "encode_number_precision");
+    lua_pushinteger(L, 14);
+    lua_call(L, 1, 0);
+
+    lua_newtable(L);
+    lua_getfield(L, cj, "encode");
+    lua_pushcclosure(L, l_encode, 1);
+    lua_setfield(L, -2, "encode");
+    lua_getfield(L, cj, "decode");
+    lua_pushcclosure(L, l_decode, 1);
+    lua_setfield(L, -2, "decode");
+    lua_getfield(L, cj, "null");
+    lua_setfield(L, -2, "null");
+    lua_pushcfunction(L, l_array);
+    lua_setfield(L, -2, "array");
+    lua_pushcfunction(L, l_is_array);
+    lua_setfield(L, -2, "is_array");
+    lua_newtable(L);
+    push_array_mt(L);
+    lua_setmetatable(L, -2);
+    lua_setfield(L, -2, "empty_array");
+    return 1;
+}
