@@ -515,7 +515,7 @@ static void set_num(lua_State *L, const char *k, lua_Number v)
 
 static void push_reason(lua_State *L, const lp_match_reason *x)
 {
-    char buf[384];
+    char buf[1024];
     lua_createtable(L, 0, 8);
     lua_pushstring(L, lp_match_cond_name(x->cond));
     lua_setfield(L, -2, "condition");
