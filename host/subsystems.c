@@ -8,7 +8,48 @@
 
 #include "fetch.h"
 #include "lp.h"
+#include "ops.h"
 #include "redis.h"
+
+/* ---- readiness and gauges --------------------------------------------- */
+
+typedef struct probe_ctx {
+    lp_probe_done done;
+    void *data;
+} probe_ctx;
+
+static void on_redis_ping(int status, void *data)
+{
+    probe_ctx *p = data;
+    p->done(status == 0, p->data);
+    free(p);
+}
+
+static int probe_redis(lp_host *h, lp_probe_done done, void *data)
+{
+    if (h->redis == NULL) return LP_EUNAVAIL;
+    probe_ctx *p = malloc(sizeof(*p));
+    if (p == NULL) return LP_ENOMEM;
+    *p = (probe_ctx){done, data};
+    int rc = lp_redis_ping(h->redis, on_redis_ping, p);
+    if (rc != 0) free(p);
+    return rc;
+}
+
+static int redis_gauges(lp_host *h, char **buf, size_t *len, size_t *cap)
+{
+    if (h->redis == NULL) return 0;
+    lp_redis_stats st;
+    lp_redis_get_stats(h->redis, &st);
+    char line[512];
+    int n = snprintf(line, sizeof(line),
+                     "# TYPE lifeplan_redis_connected gauge\nlifeplan_redis_connected %d\n"
+                     "# TYPE lifeplan_redis_errors_total counter\nlifeplan_redis_errors_total %lu\n"
+                     "# TYPE lifeplan_redis_reconnects_total counter\n"
+                     "lifeplan_redis_reconnects_total %lu\n",
+                     st.connected, st.errors, st.reconnects);
+    return lp_buf_append(buf, len, cap, line, (size_t)n);
+}
 
 int lp_subsystems_open(lp_host *h)
 {
@@ -17,7 +58,10 @@ int lp_subsystems_open(lp_host *h)
     /* A malformed REDIS_URL is logged by lp_redis_host_open; the host still
      * serves, with redis.call answering "unavailable". */
     rc = lp_redis_host_open(h);
-    return rc == LP_ENOMEM ? rc : 0;
+    if (rc == LP_ENOMEM) return rc;
+    lp_ops_add_probe(h, "redis", probe_redis);
+    lp_ops_add_gauges(h, redis_gauges);
+    return 0;
 }
 
 /* Before the VM closes: pending I/O resumes its tasks (with LP_ECLOSED) while

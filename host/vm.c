@@ -64,7 +64,10 @@ struct lp_vm {
     uv_timer_t debounce;
     int watching;
     int closing_handles; /* close callbacks still to come before free      */
+    int closed;          /* lp_vm_close called: free once nothing is left    */
 };
+
+static void vm_try_free(lp_vm *vm);
 
 /* Registry keys: addresses are unique, so they cannot collide with refs. */
 static char host_key, gen_key, tasks_key, events_key;
@@ -442,9 +445,11 @@ static void task_free(lp_task *t)
     lua_rawset(L, -3);
     lua_pop(L, 1);
     luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
-    g->vm->tasks--;
+    lp_vm *vm = g->vm;
+    vm->tasks--;
     free(t);
     lp_gen_unref(g);
+    if (vm->closed) vm_try_free(vm);
 }
 
 lp_task *lp_task_current(lua_State *L)
@@ -901,15 +906,25 @@ int lp_vm_tasks(const lp_vm *vm)
     return vm->tasks;
 }
 
+/* The VM outlives lp_vm_close while tasks still run (a task waiting on I/O
+ * is resumed with an error once the subsystems close, and must find its
+ * generation intact) and while its handles close. */
+static void vm_try_free(lp_vm *vm)
+{
+    if (vm->closing_handles == 0 && vm->tasks == 0) free(vm);
+}
+
 static void on_vm_handle_closed(uv_handle_t *h)
 {
     lp_vm *vm = h->data;
-    if (--vm->closing_handles == 0) free(vm);
+    vm->closing_handles--;
+    vm_try_free(vm);
 }
 
 void lp_vm_close(lp_vm *vm)
 {
-    if (vm == NULL) return;
+    if (vm == NULL || vm->closed) return;
+    vm->closed = 1;
     if (vm->watching) {
         for (int i = 0; i < vm->nwatches; i++) {
             vm->closing_handles++;
@@ -918,13 +933,14 @@ void lp_vm_close(lp_vm *vm)
         vm->closing_handles++;
         uv_close((uv_handle_t *)&vm->debounce, on_vm_handle_closed);
     }
+    if (vm->tasks > 0)
+        lp_logf("warn", "closing scripts with %d tasks still running; they end as their I/O fails",
+                vm->tasks);
     if (vm->current) {
         lp_gen *g = vm->current;
         vm->current = NULL;
-        /* Abandoned tasks still hold references; close the state anyway. */
-        g->refs = 1;
-        gen_retire(g);
+        gen_retire(g); /* closed when its last task ends */
     }
     vm->host->vm = NULL;
-    if (vm->closing_handles == 0) free(vm); /* else the last close callback frees it */
+    vm_try_free(vm);
 }

@@ -402,3 +402,27 @@ describe("host process", function()
     assert.are.equal(0, srv:stop())
   end)
 end)
+
+describe("readiness", function()
+  it("is 503 naming redis while Redis is down, and 200 again once it is back", function()
+    local dir = assert(os.getenv("LP_SERVICES_DIR"), "scripts/test exports LP_SERVICES_DIR")
+    local srv = H.start { modules = false, fixtures = { "spec/host/fixtures" } }
+    local ok = srv:request("GET", "/readyz")
+    assert.are.equal(200, ok.status)
+    assert.is_true(ok.json.checks.redis)
+    H.sh(H.root .. "/scripts/services stop-redis " .. dir)
+    local down = srv:request("GET", "/readyz")
+    H.sh(H.root .. "/scripts/services start-redis " .. dir)
+    assert.are.equal(503, down.status)
+    assert.are.same({ "redis" }, down.json.down)
+    local back
+    for _ = 1, 100 do
+      back = srv:request("GET", "/readyz")
+      if back.status == 200 then break end
+      socket.sleep(0.05)
+    end
+    assert.are.equal(200, back.status)
+    assert.truthy(srv:request("GET", "/metrics").body:find("lifeplan_redis_connected 1", 1, true))
+    srv:stop()
+  end)
+end)
