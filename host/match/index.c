@@ -32,6 +32,7 @@
 #define MAXV      16                       /* enum codes are 1..MAXV-1             */
 #define NSETS     5                        /* employment education major marital housing */
 #define NSIDO     100                      /* 시도 codes are two digits           */
+#define CHUNK     512                      /* words ranked together (stack buffers) */
 #define NDATE     64                       /* end-date bucket boundaries          */
 #define NO_START  (-1000000000)            /* day numbers of an open-ended period */
 #define NO_END    1000000000
@@ -78,6 +79,7 @@ struct lp_policy_index {
     int32_t date_b[NDATE];         /* end_lt[i]: ends before date_b[i] (i < ndate) */
     uint64_t *end_lt[NDATE + 1];   /* end_lt[ndate]: has an end date at all      */
     int16_t *wmax;                 /* per word, the largest static_sc in it       */
+    uint16_t *word_order;          /* per CHUNK of words, offsets by wmax descending */
     uint64_t *sido_p[NSIDO];       /* nationwide or listing the 시도            */
     uint64_t *sido_partial[NSIDO]; /* listing some of its 시군구, not the 시도 */
     uint32_t nsgg;
@@ -118,6 +120,7 @@ static int cmp_idpos(const void *a, const void *b)
 typedef struct order_key {
     uint32_t group; /* 0 nationwide, else the 시도 of its first region */
     int closed;     /* marked closed: last in its group               */
+    uint32_t sgg;   /* 0 시도-wide (or nationwide), else its first 시군구 */
     int static_sc;  /* descending                                     */
     uint32_t id, in;
 } order_key;
@@ -127,6 +130,7 @@ static int cmp_order(const void *va, const void *vb)
     const order_key *a = va, *b = vb;
     if (a->group != b->group) return a->group < b->group ? -1 : 1;
     if (a->closed != b->closed) return a->closed - b->closed;
+    if (a->sgg != b->sgg) return a->sgg < b->sgg ? -1 : 1;
     if (a->static_sc != b->static_sc) return b->static_sc - a->static_sc;
     return a->id < b->id ? -1 : a->id > b->id;
 }
@@ -154,6 +158,7 @@ static void index_free(lp_match_index *idx)
     free(idx->codes);
     free(idx->hot);
     free(idx->wmax);
+    free(idx->word_order);
     free(idx->ids);
     free(idx->arena);
     free(idx->sgg_codes);
@@ -299,8 +304,12 @@ int lp_match_index_build(lp_match_index **out, const lp_policy *policies, size_t
         p->regions = p->nregions ? c : NULL;
         used += p->nregions;
         uint32_t first = p->nregions ? p->regions[0] : 0;
-        keys[i] = (order_key){first >= 10000 ? first / 1000 : first, p->closed != 0,
-                              lp__static_score(p), p->id, (uint32_t)i};
+        keys[i] = (order_key){first >= 10000 ? first / 1000 : first,
+                              p->closed != 0,
+                              first >= 10000 ? first : 0,
+                              lp__static_score(p),
+                              p->id,
+                              (uint32_t)i};
     }
     /* the layout: see the top of the file */
     qsort(keys, n, sizeof *keys, cmp_order);
@@ -340,7 +349,8 @@ int lp_match_index_build(lp_match_index **out, const lp_policy *policies, size_t
      * bucket holds about as many policies */
     int32_t *ends = malloc((n ? n : 1) * sizeof *ends);
     idx->wmax = malloc(idx->nwords * sizeof *idx->wmax);
-    if (!ends || !idx->wmax) {
+    idx->word_order = malloc(idx->nwords * sizeof *idx->word_order);
+    if (!ends || !idx->wmax || !idx->word_order) {
         free(ends);
         goto nomem;
     }
@@ -358,6 +368,15 @@ int lp_match_index_build(lp_match_index **out, const lp_policy *policies, size_t
         for (size_t i = w * 64; i < n && i < w * 64 + 64; i++)
             if (idx->hot[i].static_sc > m) m = idx->hot[i].static_sc;
         idx->wmax[w] = m;
+    }
+    for (size_t c0 = 0; c0 < idx->nwords; c0 += CHUNK) {
+        size_t cn = idx->nwords - c0 < CHUNK ? idx->nwords - c0 : CHUNK;
+        uint32_t keyv[CHUNK];
+        for (size_t o = 0; o < cn; o++)
+            keyv[o] = (uint32_t)(32767 - idx->wmax[c0 + o]) << 16 | (uint32_t)o;
+        qsort(keyv, cn, sizeof *keyv, cmp_u32);
+        for (size_t o = 0; o < cn; o++)
+            idx->word_order[c0 + o] = (uint16_t)(keyv[o] & 0xffff);
     }
 
     int nsido = 0;
@@ -423,8 +442,8 @@ int lp_match_index_build(lp_match_index **out, const lp_policy *policies, size_t
     }
 
     idx->bytes = sizeof *idx + n * (sizeof *idx->pol + sizeof *idx->hot + sizeof *idx->ids) +
-                 idx->nwords * sizeof *idx->wmax + used * sizeof *idx->codes +
-                 idx->nsgg * (sizeof(uint32_t) + sizeof(uint64_t *)) +
+                 idx->nwords * (sizeof *idx->wmax + sizeof *idx->word_order) +
+                 used * sizeof *idx->codes + idx->nsgg * (sizeof(uint32_t) + sizeof(uint64_t *)) +
                  idx->arena_words * sizeof(uint64_t);
     *out = idx;
     return 0;
@@ -775,47 +794,56 @@ int lp_match_run(const lp_match_index *idx, const lp_match_query *q, lp_match_re
     const uint64_t *closed_sure = j ? idx->end_lt[j - 1] : NULL;
     const uint64_t *closed_maybe = idx->end_lt[j];
 
+    /* Per chunk of words: first the candidates and counts of every word
+     * (bitsets and popcounts), then ranking, best classes first (eligible
+     * and of interest, eligible, possible and of interest, possible), each
+     * over the chunk's words by descending static score: once the top K is
+     * full and a word's best score cannot beat its worst, neither can any
+     * later word's in that class. */
+    static const int32_t class_best[4] = {1100, 1000, 600, 500}; /* + static + 60 */
+    uint64_t bm[CHUNK], be[CHUNK];
     size_t ne = 0, np = 0;
-    for (size_t w = 0; w < idx->nwords; w++) {
-        uint64_t m = w + 1 == idx->nwords ? idx->lastmask : ~(uint64_t)0;
-        if (skip_closed) m &= idx->not_closed[w];
-        for (int i = 0; i < g.nany && m; i++)
-            m &= term_word(&g, g.any[i], w);
-        if (!m) continue;
-        if (skip_closed) {
-            if (closed_sure) m &= ~closed_sure[w];
-            for (uint64_t x = m & closed_maybe[w]; x; x &= x - 1) {
-                int b = __builtin_ctzll(x);
-                if (idx->hot[w * 64 + (size_t)b].end_day < c.today) m &= ~((uint64_t)1 << b);
+    for (size_t c0 = 0; c0 < idx->nwords; c0 += CHUNK) {
+        size_t cn = idx->nwords - c0 < CHUNK ? idx->nwords - c0 : CHUNK;
+        for (size_t o = 0; o < cn; o++) {
+            size_t w = c0 + o;
+            uint64_t m = w + 1 == idx->nwords ? idx->lastmask : ~(uint64_t)0;
+            if (skip_closed) m &= idx->not_closed[w];
+            for (int i = 0; i < g.nany && m; i++)
+                m &= term_word(&g, g.any[i], w);
+            bm[o] = be[o] = 0;
+            if (!m) continue;
+            if (skip_closed) {
+                if (closed_sure) m &= ~closed_sure[w];
+                for (uint64_t x = m & closed_maybe[w]; x; x &= x - 1) {
+                    int b = __builtin_ctzll(x);
+                    if (idx->hot[w * 64 + (size_t)b].end_day < c.today) m &= ~((uint64_t)1 << b);
+                }
             }
+            for (uint64_t x = m & term_word(&g, g.xmask, w); x; x &= x - 1) {
+                int b = __builtin_ctzll(x);
+                if (income_fails(&c, w * 64 + (size_t)b)) m &= ~((uint64_t)1 << b);
+            }
+            uint64_t e = m;
+            for (int i = 0; i < g.nelig && e; i++)
+                e &= term_word(&g, g.elig[i], w);
+            ne += (size_t)__builtin_popcountll(e);
+            np += (size_t)__builtin_popcountll(m & ~e);
+            bm[o] = m;
+            be[o] = e;
         }
-        for (uint64_t x = m & term_word(&g, g.xmask, w); x; x &= x - 1) {
-            int b = __builtin_ctzll(x);
-            if (income_fails(&c, w * 64 + (size_t)b)) m &= ~((uint64_t)1 << b);
-        }
-        uint64_t e = m;
-        for (int i = 0; i < g.nelig && e; i++)
-            e &= term_word(&g, g.elig[i], w);
-        ne += (size_t)__builtin_popcountll(e);
-        np += (size_t)__builtin_popcountll(m & ~e);
         if (!k) continue;
-
-        /* the best score a candidate of this word can reach is
-         * 1000 (eligible) + static + 100 (interest) + 60 (period); when the
-         * top K is full, only the classes that can beat its worst are scored */
-        uint64_t cand = want_possible ? m : e;
-        if (c.n == k) {
-            int32_t room = c.out[0].score - idx->wmax[w] - 60;
-            if (room > 1100) continue;
-            uint64_t iw = term_word(&g, g.interest, w);
-            uint64_t keep = e & iw;
-            if (room <= 1000) keep |= e;
-            if (room <= 600) keep |= m & iw;
-            if (room <= 500) keep |= m;
-            cand &= keep;
-            if (cand) score_word(&c, w, cand, e, iw);
-        } else {
-            score_word(&c, w, cand, e, term_word(&g, g.interest, w));
+        const uint16_t *order = idx->word_order + c0;
+        for (int cls = 0; cls < (want_possible ? 4 : 2); cls++) {
+            for (size_t i = 0; i < cn; i++) {
+                size_t o = order[i], w = c0 + o;
+                if (c.n == k && class_best[cls] + idx->wmax[w] + 60 < c.out[0].score) break;
+                uint64_t m = cls < 2 ? be[o] : bm[o] & ~be[o];
+                if (!m) continue;
+                uint64_t iw = term_word(&g, g.interest, w);
+                m &= cls & 1 ? ~iw : iw;
+                if (m) score_word(&c, w, m, be[o], iw);
+            }
         }
     }
     st->eligible = ne;
