@@ -5,8 +5,9 @@
  * 0..150, per household size, per enum code, per special status, per 시도
  * and per 시군구 some policy names. Income is bucketed (prog.h): a bucket's
  * "sure" bitset holds the policies accepting the whole bucket, its "x"
- * bitset those whose bound falls inside it, checked exactly. Conditions on
- * 중위소득 and monthly wage are rare, so they are always checked exactly.
+ * bitset those whose bound falls inside it, checked exactly; a monthly-wage
+ * cap is an income bound too. Conditions on 중위소득 are rare, so they are
+ * always checked exactly.
  * Application end dates are bucketed too (cumulative "ends before" bitsets),
  * so "closed on today" is a bitset with exact checks only in one bucket.
  *
@@ -33,6 +34,8 @@
 #define NSETS     5                        /* employment education major marital housing */
 #define NSIDO     100                      /* 시도 codes are two digits           */
 #define CHUNK     512                      /* words ranked together (stack buffers) */
+#define MEDY      4                        /* 중위소득 table years kept apart           */
+#define NPCT      16                       /* 중위소득 share boundaries per table year    */
 #define NDATE     64                       /* end-date bucket boundaries          */
 #define NO_START  (-1000000000)            /* day numbers of an open-ended period */
 #define NO_END    1000000000
@@ -70,6 +73,13 @@ struct lp_policy_index {
     uint64_t *hh_ok[HH_SLOTS], *hh_no, *hh_has;
     uint64_t *inc_sure[LP_INCOME_BINS], *inc_x[LP_INCOME_BINS], *inc_no, *inc_has;
     uint64_t *med_no, *med_has, *mon_no, *mon_has, *extra_no, *extra_has;
+    /* 중위소득 by table year (slot y: year lp_median_year(0) + y) and share:
+     * med_ge[y][i] holds the policies of that year with pct ≥ pct_b[y][i],
+     * med_in[y][i] those with pct in [pct_b[y][i], pct_b[y][i+1]), the
+     * largest of which is pct_max[y][i]; med_exact a year beyond MEDY. */
+    int npct[MEDY];
+    uint16_t pct_b[MEDY][NPCT], pct_max[MEDY][NPCT];
+    uint64_t *med_ge[MEDY][NPCT], *med_in[MEDY][NPCT], *med_exact;
     uint64_t *set_ok[NSETS][MAXV], *set_no[NSETS], *set_has[NSETS];
     uint64_t *sp_req[MAXV], *sp_no, *sp_has;
     uint64_t *cat[MAXV];
@@ -146,6 +156,13 @@ static uint32_t sort_unique(uint32_t *c, uint32_t n)
     return m;
 }
 
+/* The 중위소득 table-year slot of a policy's condition, -1 beyond MEDY. */
+static int med_slot(const lp_policy *p)
+{
+    int y = lp_median_year(p->median_year) - lp_median_year(0);
+    return y < MEDY ? y : -1;
+}
+
 static int sido_ok(uint32_t s)
 {
     return s < NSIDO && lp_region_normalize(s) == s;
@@ -202,19 +219,31 @@ static void index_policy(lp_match_index *idx, size_t i)
         for (int h = 1; h < HH_SLOTS; h++)
             bs_set(idx->hh_ok[h], i);
     }
-    if (p->income_min || p->income_max) {
-        bs_set(idx->inc_has, i);
-        for (int b = 0; b < LP_INCOME_BINS; b++) {
-            int c = lp_income_cover(b, p->income_min, p->income_max);
-            if (c == 2) bs_set(idx->inc_sure[b], i);
-            if (c == 1) bs_set(idx->inc_x[b], i);
-        }
-    } else {
-        bs_set(idx->inc_no, i);
-        for (int b = 0; b < LP_INCOME_BINS; b++)
-            bs_set(idx->inc_sure[b], i);
+    bs_set(p->income_min || p->income_max ? idx->inc_has : idx->inc_no, i);
+    /* a known income passes the income range and the monthly-wage cap
+     * together iff it lies in their intersection: one set of buckets */
+    int64_t lo = p->income_min, hi = p->income_max;
+    if (p->monthly_max) hi = hi && hi < p->monthly_max * 12 ? hi : p->monthly_max * 12;
+    for (int b = 0; b < LP_INCOME_BINS; b++) {
+        int c = lo || hi ? lp_income_cover(b, lo, hi) : 2;
+        if (c == 2) bs_set(idx->inc_sure[b], i);
+        if (c == 1) bs_set(idx->inc_x[b], i);
     }
     bs_set(p->median_pct ? idx->med_has : idx->med_no, i);
+    if (p->median_pct) {
+        int y = med_slot(p);
+        if (y < 0) {
+            bs_set(idx->med_exact, i);
+        } else {
+            int b = 0;
+            while (b + 1 < idx->npct[y] && idx->pct_b[y][b + 1] <= p->median_pct)
+                b++;
+            for (int q = 0; q <= b; q++)
+                bs_set(idx->med_ge[y][q], i);
+            bs_set(idx->med_in[y][b], i);
+            if (p->median_pct > idx->pct_max[y][b]) idx->pct_max[y][b] = p->median_pct;
+        }
+    }
     bs_set(p->monthly_max ? idx->mon_has : idx->mon_no, i);
     bs_set(p->extra ? idx->extra_has : idx->extra_no, i);
 
@@ -362,6 +391,19 @@ int lp_match_index_build(lp_match_index **out, const lp_policy *policies, size_t
         int32_t b = ends[i * nends / NDATE];
         if (!idx->ndate || b > idx->date_b[idx->ndate - 1]) idx->date_b[idx->ndate++] = b;
     }
+    /* 중위소득 share boundaries per table year, the same way */
+    for (int y = 0; y < MEDY; y++) {
+        nends = 0;
+        for (size_t i = 0; i < n; i++)
+            if (idx->pol[i].median_pct && med_slot(&idx->pol[i]) == y)
+                ends[nends++] = idx->pol[i].median_pct;
+        qsort(ends, nends, sizeof *ends, cmp_i32);
+        for (size_t i = 0; nends && i < NPCT; i++) {
+            int32_t b = ends[i * nends / NPCT];
+            if (!idx->npct[y] || b > idx->pct_b[y][idx->npct[y] - 1])
+                idx->pct_b[y][idx->npct[y]++] = (uint16_t)b;
+        }
+    }
     free(ends);
     for (size_t w = 0; w < idx->nwords; w++) {
         int16_t m = INT16_MIN;
@@ -383,7 +425,9 @@ int lp_match_index_build(lp_match_index **out, const lp_policy *policies, size_t
     for (uint32_t s = 0; s < NSIDO; s++)
         nsido += sido_ok(s);
     size_t nbits = AGE_SLOTS + 2 + HH_SLOTS + 2 + 2 * LP_INCOME_BINS + 2 + 6 + NSETS * (MAXV + 2) +
-                   MAXV + 2 + MAXV + 3 + 2 * (size_t)nsido + idx->nsgg + (size_t)idx->ndate + 1;
+                   MAXV + 2 + MAXV + 3 + 2 * (size_t)nsido + idx->nsgg + (size_t)idx->ndate + 1 + 1;
+    for (int y = 0; y < MEDY; y++)
+        nbits += 2 * (size_t)idx->npct[y];
     idx->arena_words = nbits * idx->nwords;
     idx->arena = calloc(idx->arena_words, sizeof *idx->arena);
     if (!idx->arena) goto nomem;
@@ -403,6 +447,12 @@ int lp_match_index_build(lp_match_index **out, const lp_policy *policies, size_t
     idx->inc_no = bs_new(idx);
     idx->inc_has = bs_new(idx);
     idx->med_no = bs_new(idx);
+    for (int y = 0; y < MEDY; y++)
+        for (int b = 0; b < idx->npct[y]; b++) {
+            idx->med_ge[y][b] = bs_new(idx);
+            idx->med_in[y][b] = bs_new(idx);
+        }
+    idx->med_exact = bs_new(idx);
     idx->med_has = bs_new(idx);
     idx->mon_no = bs_new(idx);
     idx->mon_has = bs_new(idx);
@@ -510,6 +560,8 @@ typedef struct query {
     int nops, overflow;
     qterm any[Q_TERMS], elig[Q_TERMS], xmask, interest;
     int nany, nelig;
+    const uint64_t *medx[MEDY + 1]; /* 중위소득 policies to check exactly */
+    int nmedx;
 } query;
 
 typedef struct run_ctx {
@@ -543,6 +595,11 @@ static void term_push(query *g, qterm *t, const uint64_t *bs)
     }
     g->ops[g->nops++] = bs;
     t->n++;
+}
+
+static void med_unsure(query *g, const uint64_t *bs)
+{
+    if (g->nmedx < MEDY + 1) g->medx[g->nmedx++] = bs;
 }
 
 static void any1(query *g, const uint64_t *bs)
@@ -680,7 +737,7 @@ static int income_fails(const run_ctx *c, size_t pos)
 static void compile(const lp_match_index *idx, const lp_match_query *q, query *g, run_ctx *c)
 {
     const lp_profile *pr = q->profile;
-    g->nops = g->overflow = g->nany = g->nelig = 0;
+    g->nops = g->overflow = g->nany = g->nelig = g->nmedx = 0;
     qterm *t;
 
     /* region first: it removes most policies for most profiles, and the
@@ -741,7 +798,29 @@ static void compile(const lp_match_index *idx, const lp_match_query *q, query *g
     } else {
         elig1(g, idx->inc_no);
     }
-    if (!(has_income && h)) elig1(g, idx->med_no);
+    if (has_income && h) {
+        /* share of 중위소득 needed: pct ≥ ceil(100 v / 12 m) for each table year */
+        int64_t v = pr->income > LP_INCOME_LIMIT ? LP_INCOME_LIMIT : pr->income;
+        t = term_begin(g, g->any, &g->nany);
+        term_push(g, t, idx->med_no);
+        term_push(g, t, idx->med_exact);
+        med_unsure(g, idx->med_exact);
+        for (int y = 0; y < MEDY; y++) {
+            if (!idx->npct[y]) continue;
+            int64_t m12 = lp_median_income(lp_median_year(0) + y, h) * 12;
+            int64_t need = (100 * v + m12 - 1) / m12;
+            int b = 0;
+            while (b < idx->npct[y] && idx->pct_b[y][b] < need)
+                b++;
+            if (b < idx->npct[y]) term_push(g, t, idx->med_ge[y][b]);
+            if (b && idx->pct_max[y][b - 1] >= need) {
+                term_push(g, t, idx->med_in[y][b - 1]);
+                med_unsure(g, idx->med_in[y][b - 1]);
+            }
+        }
+    } else {
+        elig1(g, idx->med_no);
+    }
     if (!has_income) elig1(g, idx->mon_no);
     elig1(g, idx->extra_no);
 
@@ -755,8 +834,8 @@ static void compile(const lp_match_index *idx, const lp_match_query *q, query *g
     g->xmask.n = 0;
     if (has_income) {
         term_push(g, &g->xmask, idx->inc_x[lp_income_bin(pr->income)]);
-        if (h) term_push(g, &g->xmask, idx->med_has);
-        term_push(g, &g->xmask, idx->mon_has);
+        for (int i = 0; i < g->nmedx; i++)
+            term_push(g, &g->xmask, g->medx[i]);
     }
     g->interest.o0 = (uint8_t)g->nops;
     g->interest.n = 0;
@@ -796,11 +875,17 @@ int lp_match_run(const lp_match_index *idx, const lp_match_query *q, lp_match_re
 
     /* Per chunk of words: first the candidates and counts of every word
      * (bitsets and popcounts), then ranking, best classes first (eligible
-     * and of interest, eligible, possible and of interest, possible), each
-     * over the chunk's words by descending static score: once the top K is
-     * full and a word's best score cannot beat its worst, neither can any
-     * later word's in that class. */
-    static const int32_t class_best[4] = {1100, 1000, 600, 500}; /* + static + 60 */
+     * before possible, of interest before not, ending soon before not),
+     * each over the chunk's words by descending static score: once the top
+     * K is full and a word's best score cannot beat its worst, neither can
+     * any later word's in that class. */
+    /* best score per class, less the static part: eligible 1000 / possible
+     * 500, +100 of interest, +60 ending within 30 days (or +10 otherwise) */
+    static const int32_t class_best[8] = {1160, 1110, 1060, 1010, 660, 610, 560, 510};
+    int jn = j;
+    while (jn < idx->ndate && idx->date_b[jn] <= c.today + 30)
+        jn++;
+    const uint64_t *near = idx->end_lt[jn]; /* every policy ending within 30 days, and some more */
     uint64_t bm[CHUNK], be[CHUNK];
     size_t ne = 0, np = 0;
     for (size_t c0 = 0; c0 < idx->nwords; c0 += CHUNK) {
@@ -834,14 +919,15 @@ int lp_match_run(const lp_match_index *idx, const lp_match_query *q, lp_match_re
         }
         if (!k) continue;
         const uint16_t *order = idx->word_order + c0;
-        for (int cls = 0; cls < (want_possible ? 4 : 2); cls++) {
+        for (int cls = 0; cls < (want_possible ? 8 : 4); cls++) {
             for (size_t i = 0; i < cn; i++) {
                 size_t o = order[i], w = c0 + o;
-                if (c.n == k && class_best[cls] + idx->wmax[w] + 60 < c.out[0].score) break;
-                uint64_t m = cls < 2 ? be[o] : bm[o] & ~be[o];
+                if (c.n == k && class_best[cls] + idx->wmax[w] < c.out[0].score) break;
+                uint64_t m = cls < 4 ? be[o] : bm[o] & ~be[o];
                 if (!m) continue;
                 uint64_t iw = term_word(&g, g.interest, w);
-                m &= cls & 1 ? ~iw : iw;
+                m &= cls & 2 ? ~iw : iw;
+                m &= cls & 1 ? ~near[w] : near[w];
                 if (m) score_word(&c, w, m, be[o], iw);
             }
         }
