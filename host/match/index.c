@@ -72,7 +72,7 @@ struct lp_policy_index {
     uint64_t *age_ok[AGE_SLOTS], *age_no, *age_has;
     uint64_t *hh_ok[HH_SLOTS], *hh_no, *hh_has;
     uint64_t *inc_sure[LP_INCOME_BINS], *inc_x[LP_INCOME_BINS], *inc_no, *inc_has;
-    uint64_t *med_no, *med_has, *mon_no, *mon_has, *extra_no, *extra_has;
+    uint64_t *med_no, *mon_no, *extra_no, *extra_has;
     /* 중위소득 by table year (slot y: year lp_median_year(0) + y) and share:
      * med_ge[y][i] holds the policies of that year with pct ≥ pct_b[y][i],
      * med_in[y][i] those with pct in [pct_b[y][i], pct_b[y][i+1]), the
@@ -229,7 +229,7 @@ static void index_policy(lp_match_index *idx, size_t i)
         if (c == 2) bs_set(idx->inc_sure[b], i);
         if (c == 1) bs_set(idx->inc_x[b], i);
     }
-    bs_set(p->median_pct ? idx->med_has : idx->med_no, i);
+    if (!p->median_pct) bs_set(idx->med_no, i);
     if (p->median_pct) {
         int y = med_slot(p);
         if (y < 0) {
@@ -244,7 +244,7 @@ static void index_policy(lp_match_index *idx, size_t i)
             if (p->median_pct > idx->pct_max[y][b]) idx->pct_max[y][b] = p->median_pct;
         }
     }
-    bs_set(p->monthly_max ? idx->mon_has : idx->mon_no, i);
+    if (!p->monthly_max) bs_set(idx->mon_no, i);
     bs_set(p->extra ? idx->extra_has : idx->extra_no, i);
 
     const uint32_t sets[NSETS] = {p->employment, p->education, p->major, p->marital, p->housing};
@@ -424,7 +424,7 @@ int lp_match_index_build(lp_match_index **out, const lp_policy *policies, size_t
     int nsido = 0;
     for (uint32_t s = 0; s < NSIDO; s++)
         nsido += sido_ok(s);
-    size_t nbits = AGE_SLOTS + 2 + HH_SLOTS + 2 + 2 * LP_INCOME_BINS + 2 + 6 + NSETS * (MAXV + 2) +
+    size_t nbits = AGE_SLOTS + 2 + HH_SLOTS + 2 + 2 * LP_INCOME_BINS + 2 + 4 + NSETS * (MAXV + 2) +
                    MAXV + 2 + MAXV + 3 + 2 * (size_t)nsido + idx->nsgg + (size_t)idx->ndate + 1 + 1;
     for (int y = 0; y < MEDY; y++)
         nbits += 2 * (size_t)idx->npct[y];
@@ -453,9 +453,7 @@ int lp_match_index_build(lp_match_index **out, const lp_policy *policies, size_t
             idx->med_in[y][b] = bs_new(idx);
         }
     idx->med_exact = bs_new(idx);
-    idx->med_has = bs_new(idx);
     idx->mon_no = bs_new(idx);
-    idx->mon_has = bs_new(idx);
     idx->extra_no = bs_new(idx);
     idx->extra_has = bs_new(idx);
     for (int k = 0; k < NSETS; k++) {
