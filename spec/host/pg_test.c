@@ -1,0 +1,829 @@
+/* pg_test.c — the PostgreSQL pool against a real server (DATABASE_URL).
+ *
+ * The restart case restarts that server while the loop keeps running:
+ * LP_TEST_PG_RESTART is the shell command to do it; without it, when
+ * scripts/test set up the servers (LIFEPLAN_ROOT and LP_SERVICES_DIR), it is
+ * `scripts/services restart-pg DIR`. With neither, the case breaks every
+ * connection with pg_terminate_backend, which is what a restart looks like
+ * from the client's side. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lp.h"
+#include "pg.h"
+
+static int passed, failed;
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (cond)                                                                                  \
+            passed++;                                                                              \
+        else {                                                                                     \
+            failed++;                                                                              \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                        \
+        }                                                                                          \
+    } while (0)
+
+static uv_loop_t *loop;
+static lp_config base_cfg;
+
+/* ---- loop helpers ------------------------------------------------------- */
+
+static void on_tick(uv_timer_t *t) {}
+
+/* Runs the loop until *flag is set (or 30 s pass: a hang is a failure). */
+static int run_until(const int *flag)
+{
+    uv_timer_t tick;
+    uv_timer_init(loop, &tick);
+    uv_timer_start(&tick, on_tick, 10, 10);
+    double deadline = lp_now_ms() + 30000;
+    while (!*flag && lp_now_ms() < deadline)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    if (!*flag) fprintf(stderr, "timed out waiting\n");
+    return *flag;
+}
+
+/* Runs the loop until *counter reaches want (30 s guard, as above). */
+static int run_until_n(const int *counter, int want)
+{
+    uv_timer_t tick;
+    uv_timer_init(loop, &tick);
+    uv_timer_start(&tick, on_tick, 10, 10);
+    double deadline = lp_now_ms() + 30000;
+    while (*counter < want && lp_now_ms() < deadline)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return *counter >= want;
+}
+
+static void sleep_loop(int ms)
+{
+    int done = 0;
+    double until = lp_now_ms() + ms;
+    uv_timer_t tick;
+    uv_timer_init(loop, &tick);
+    uv_timer_start(&tick, on_tick, 5, 5);
+    while (!done) {
+        uv_run(loop, UV_RUN_ONCE);
+        done = lp_now_ms() >= until;
+    }
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+}
+
+typedef struct qres {
+    int done;
+    int status;
+    PGresult *res;
+} qres;
+
+static void on_q(int status, PGresult *res, void *data)
+{
+    qres *r = data;
+    r->done = 1;
+    r->status = status;
+    r->res = res;
+}
+
+/* Runs one query and waits; returns the submit error or the callback status. */
+static int q_sync(lp_pg_pool *p, const char *sql, int n, const char *const *params, qres *r)
+{
+    memset(r, 0, sizeof(*r));
+    int err = lp_pg_query(p, sql, n, params, on_q, r);
+    if (err != 0) return err;
+    run_until(&r->done);
+    return r->done ? r->status : LP_ETIMEDOUT;
+}
+
+static void q_clear(qres *r)
+{
+    PQclear(r->res);
+    r->res = NULL;
+}
+
+static const char *val(qres *r, int row, int col)
+{
+    if (r->res == NULL || row >= PQntuples(r->res) || col >= PQnfields(r->res)) return "<none>";
+    return PQgetisnull(r->res, row, col) ? "<null>" : PQgetvalue(r->res, row, col);
+}
+
+static lp_pg_pool *open_pool(lp_config *cfg)
+{
+    lp_pg_pool *p = NULL;
+    int err = lp_pg_pool_open(&p, loop, cfg);
+    CHECK(err == 0);
+    return p;
+}
+
+static void close_pool(lp_pg_pool *p)
+{
+    lp_pg_pool_close(p);
+    uv_run(loop, UV_RUN_NOWAIT);
+    uv_run(loop, UV_RUN_NOWAIT);
+}
+
+/* ---- cases -------------------------------------------------------------- */
+
+static void test_basic(void)
+{
+    lp_config cfg = base_cfg;
+    lp_pg_pool *p = open_pool(&cfg);
+    qres r;
+    const char *params[] = {"41", NULL};
+    CHECK(q_sync(p, "SELECT $1::int + 1 AS n, $2::text IS NULL AS isnull", 2, params, &r) == 0);
+    CHECK(strcmp(val(&r, 0, 0), "42") == 0);
+    CHECK(strcmp(val(&r, 0, 1), "t") == 0);
+    q_clear(&r);
+
+    /* session settings arrive through the startup options */
+    CHECK(q_sync(p, "SELECT current_setting('TimeZone'), current_setting('statement_timeout')", 0,
+                 NULL, &r) == 0);
+    CHECK(strcmp(val(&r, 0, 0), "UTC") == 0);
+    CHECK(strcmp(val(&r, 0, 1), "5s") == 0);
+    q_clear(&r);
+
+    /* an SQL error is LP_EQUERY with the server's error result */
+    CHECK(q_sync(p, "SELECT 1/0", 0, NULL, &r) == LP_EQUERY);
+    CHECK(r.res != NULL && strcmp(PQresultErrorField(r.res, PG_DIAG_SQLSTATE)
+                                      ? PQresultErrorField(r.res, PG_DIAG_SQLSTATE)
+                                      : "",
+                                  "22012") == 0);
+    q_clear(&r);
+    /* a syntax error fails the Parse; the connection stays usable */
+    CHECK(q_sync(p, "SELEC nonsense", 0, NULL, &r) == LP_EQUERY);
+    CHECK(r.res != NULL && strcmp(PQresultErrorField(r.res, PG_DIAG_SQLSTATE)
+                                      ? PQresultErrorField(r.res, PG_DIAG_SQLSTATE)
+                                      : "",
+                                  "42601") == 0);
+    q_clear(&r);
+    CHECK(q_sync(p, "SELECT 'still fine'", 0, NULL, &r) == 0);
+    CHECK(strcmp(val(&r, 0, 0), "still fine") == 0);
+    q_clear(&r);
+
+    lp_pg_stats st;
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.size == cfg.db_pool_size);
+    CHECK(st.open >= 1);
+    CHECK(st.busy == 0 && st.waiting == 0 && st.down == 0);
+
+    qres ping = {0};
+    CHECK(lp_pg_ping(p, on_q, &ping) == 0);
+    run_until(&ping.done);
+    CHECK(ping.status == 0 && strcmp(val(&ping, 0, 0), "1") == 0);
+    q_clear(&ping);
+    close_pool(p);
+}
+
+static void test_injection_roundtrip(void)
+{
+    lp_config cfg = base_cfg;
+    lp_pg_pool *p = open_pool(&cfg);
+    qres r;
+    char table[64];
+    snprintf(table, sizeof(table), "lp_pg_test_%d", (int)getpid());
+    char sql[256];
+    snprintf(sql, sizeof(sql), "CREATE TABLE %s (id serial PRIMARY KEY, v text)", table);
+    CHECK(q_sync(p, sql, 0, NULL, &r) == 0);
+    q_clear(&r);
+
+    const char *nasty[] = {"' OR 1=1 --",
+                           "Robert'); DROP TABLE students;--",
+                           "a;b;c",
+                           "\"double\" 'single' \\backslash",
+                           "$1 $2 ?",
+                           "한글 가계부",
+                           ""};
+    for (size_t i = 0; i < LP_ARRAY_SIZE(nasty); i++) {
+        const char *params[] = {nasty[i]};
+        snprintf(sql, sizeof(sql), "INSERT INTO %s (v) VALUES ($1) RETURNING v", table);
+        CHECK(q_sync(p, sql, 1, params, &r) == 0);
+        CHECK(strcmp(val(&r, 0, 0), nasty[i]) == 0);
+        q_clear(&r);
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE v = $1", table);
+        CHECK(q_sync(p, sql, 1, params, &r) == 0);
+        CHECK(strcmp(val(&r, 0, 0), "1") == 0); /* matched exactly itself, not everything */
+        q_clear(&r);
+    }
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+    CHECK(q_sync(p, sql, 0, NULL, &r) == 0);
+    CHECK(atoi(val(&r, 0, 0)) == (int)LP_ARRAY_SIZE(nasty));
+    q_clear(&r);
+    snprintf(sql, sizeof(sql), "DROP TABLE %s", table);
+    CHECK(q_sync(p, sql, 0, NULL, &r) == 0);
+    q_clear(&r);
+    close_pool(p);
+}
+
+static void test_prepared_cache(void)
+{
+    lp_config cfg = base_cfg;
+    cfg.db_pool_size = 1;
+    lp_pg_pool *p = open_pool(&cfg);
+    qres r;
+    const char *sql = "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1";
+    const char *params[] = {sql};
+    CHECK(q_sync(p, sql, 1, params, &r) == 0);
+    /* the statement asking is itself prepared before it runs */
+    CHECK(strcmp(val(&r, 0, 0), "1") == 0);
+    q_clear(&r);
+    for (int i = 0; i < 3; i++) {
+        CHECK(q_sync(p, sql, 1, params, &r) == 0);
+        CHECK(strcmp(val(&r, 0, 0), "1") == 0); /* reused, not prepared again */
+        q_clear(&r);
+    }
+    CHECK(q_sync(p, "SELECT count(*) FROM pg_prepared_statements", 0, NULL, &r) == 0);
+    CHECK(strcmp(val(&r, 0, 0), "2") == 0);
+    q_clear(&r);
+    close_pool(p);
+}
+
+typedef struct many {
+    int done, ok, wrong;
+} many;
+
+typedef struct many_q {
+    many *m;
+    int want;
+} many_q;
+
+static void on_many(int status, PGresult *res, void *data)
+{
+    many_q *q = data;
+    q->m->done++;
+    if (status == 0 && atoi(PQgetvalue(res, 0, 0)) == q->want)
+        q->m->ok++;
+    else
+        q->m->wrong++;
+    PQclear(res);
+}
+
+static void test_concurrency(void)
+{
+    lp_config cfg = base_cfg;
+    cfg.db_pool_size = 3;
+    cfg.db_wait_timeout_ms = 20000;
+    lp_pg_pool *p = open_pool(&cfg);
+    enum { N = 300 };
+    static many_q qs[N];
+    many m = {0};
+    int submitted = 0;
+    for (int i = 0; i < N; i++) {
+        char num[16];
+        snprintf(num, sizeof(num), "%d", i);
+        const char *params[] = {num};
+        qs[i] = (many_q){&m, i * 2};
+        if (lp_pg_query(p, "SELECT $1::int * 2 FROM pg_sleep(0.001)", 1, params, on_many, &qs[i]) ==
+            0)
+            submitted++;
+    }
+    CHECK(submitted == N);
+    lp_pg_stats st;
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.waiting > 0); /* more work than connections: the queue was used */
+    CHECK(run_until_n(&m.done, N));
+    CHECK(m.ok == N);
+    CHECK(m.wrong == 0);
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.open <= 3 && st.waiting == 0 && st.busy == 0);
+    close_pool(p);
+}
+
+static void test_wait_timeout(void)
+{
+    lp_config cfg = base_cfg;
+    cfg.db_pool_size = 1;
+    cfg.db_wait_timeout_ms = 100;
+    lp_pg_pool *p = open_pool(&cfg);
+    qres warm;
+    CHECK(q_sync(p, "SELECT 1", 0, NULL, &warm) == 0);
+    q_clear(&warm);
+    qres slow = {0}, waiting = {0};
+    CHECK(lp_pg_query(p, "SELECT pg_sleep(1)", 0, NULL, on_q, &slow) == 0);
+    CHECK(lp_pg_query(p, "SELECT 2", 0, NULL, on_q, &waiting) == 0);
+    run_until(&waiting.done);
+    CHECK(waiting.status == LP_ETIMEDOUT && waiting.res == NULL);
+    CHECK(!slow.done);
+    run_until(&slow.done);
+    CHECK(slow.status == 0);
+    q_clear(&slow);
+    lp_pg_stats st;
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.errors >= 1);
+    close_pool(p);
+}
+
+static void test_statement_timeout(void)
+{
+    lp_config cfg = base_cfg;
+    cfg.db_statement_timeout_ms = 100;
+    lp_pg_pool *p = open_pool(&cfg);
+    qres r;
+    CHECK(q_sync(p, "SELECT pg_sleep(3)", 0, NULL, &r) == LP_EQUERY);
+    const char *state = r.res ? PQresultErrorField(r.res, PG_DIAG_SQLSTATE) : NULL;
+    CHECK(state != NULL && strcmp(state, "57014") == 0);
+    q_clear(&r);
+    close_pool(p);
+}
+
+typedef struct bres {
+    int done, status, n;
+    PGresult *res[8];
+} bres;
+
+static void on_batch(int status, PGresult **res, int n, void *data)
+{
+    bres *b = data;
+    b->done = 1;
+    b->status = status;
+    b->n = n;
+    for (int i = 0; i < n && i < 8; i++)
+        b->res[i] = res[i];
+}
+
+static void bres_clear(bres *b)
+{
+    for (int i = 0; i < b->n && i < 8; i++)
+        PQclear(b->res[i]);
+    memset(b, 0, sizeof(*b));
+}
+
+static void test_batch(void)
+{
+    lp_config cfg = base_cfg;
+    cfg.db_pool_size = 2;
+    lp_pg_pool *p = open_pool(&cfg);
+    qres r;
+    char table[64], sql[3][160];
+    snprintf(table, sizeof(table), "lp_pg_batch_%d", (int)getpid());
+    snprintf(sql[0], sizeof(sql[0]), "CREATE TABLE %s (v int PRIMARY KEY)", table);
+    CHECK(q_sync(p, sql[0], 0, NULL, &r) == 0);
+    q_clear(&r);
+
+    const char *one[] = {"1"}, *two[] = {"2"};
+    snprintf(sql[0], sizeof(sql[0]), "INSERT INTO %s VALUES ($1)", table);
+    snprintf(sql[1], sizeof(sql[1]), "SELECT count(*) FROM %s", table);
+    lp_pg_query_spec ok[] = {{sql[0], 1, one}, {sql[0], 1, two}, {sql[1], 0, NULL}};
+    bres b = {0};
+    CHECK(lp_pg_batch(p, ok, 3, on_batch, &b) == 0);
+    run_until(&b.done);
+    CHECK(b.status == 0 && b.n == 3);
+    CHECK(b.res[2] != NULL && strcmp(PQgetvalue(b.res[2], 0, 0), "2") == 0);
+    bres_clear(&b);
+
+    /* a failing statement rolls back the whole batch; later ones are aborted */
+    const char *three[] = {"3"};
+    lp_pg_query_spec bad[] = {{sql[0], 1, three}, {sql[0], 1, one}, {sql[1], 0, NULL}};
+    CHECK(lp_pg_batch(p, bad, 3, on_batch, &b) == 0);
+    run_until(&b.done);
+    CHECK(b.status == LP_EQUERY);
+    CHECK(b.res[0] && PQresultStatus(b.res[0]) == PGRES_COMMAND_OK);
+    CHECK(b.res[1] && strcmp(PQresultErrorField(b.res[1], PG_DIAG_SQLSTATE), "23505") == 0);
+    CHECK(b.res[2] && PQresultStatus(b.res[2]) == PGRES_PIPELINE_ABORTED);
+    bres_clear(&b);
+    CHECK(q_sync(p, sql[1], 0, NULL, &r) == 0);
+    CHECK(strcmp(val(&r, 0, 0), "2") == 0); /* the 3 was rolled back */
+    q_clear(&r);
+
+    snprintf(sql[2], sizeof(sql[2]), "DROP TABLE %s", table);
+    CHECK(q_sync(p, sql[2], 0, NULL, &r) == 0);
+    q_clear(&r);
+    close_pool(p);
+}
+
+typedef struct acq {
+    int done, status;
+    lp_pg_conn *conn;
+} acq;
+
+static void on_acq(int status, lp_pg_conn *conn, void *data)
+{
+    acq *a = data;
+    a->done = 1;
+    a->status = status;
+    a->conn = conn;
+}
+
+static int cq_sync(lp_pg_conn *c, const char *sql, int n, const char *const *params, qres *r)
+{
+    memset(r, 0, sizeof(*r));
+    int err = lp_pg_conn_query(c, sql, n, params, on_q, r);
+    if (err != 0) return err;
+    run_until(&r->done);
+    return r->status;
+}
+
+static void test_pinned(void)
+{
+    lp_config cfg = base_cfg;
+    cfg.db_pool_size = 1;
+    lp_pg_pool *p = open_pool(&cfg);
+    qres r;
+    char table[64], sql[160];
+    snprintf(table, sizeof(table), "lp_pg_tx_%d", (int)getpid());
+    snprintf(sql, sizeof(sql), "CREATE TABLE %s (v int)", table);
+    CHECK(q_sync(p, sql, 0, NULL, &r) == 0);
+    q_clear(&r);
+    char ins[160], cnt[160];
+    snprintf(ins, sizeof(ins), "INSERT INTO %s VALUES (1)", table);
+    snprintf(cnt, sizeof(cnt), "SELECT count(*) FROM %s", table);
+
+    /* committed transaction */
+    acq a = {0};
+    CHECK(lp_pg_acquire(p, on_acq, &a) == 0);
+    CHECK(!a.done); /* never from inside the call */
+    run_until(&a.done);
+    CHECK(a.status == 0 && a.conn != NULL);
+    CHECK(cq_sync(a.conn, "BEGIN", 0, NULL, &r) == 0);
+    q_clear(&r);
+    CHECK(cq_sync(a.conn, ins, 0, NULL, &r) == 0);
+    q_clear(&r);
+    /* the only connection is pinned: other work waits for it */
+    qres other = {0};
+    CHECK(lp_pg_query(p, cnt, 0, NULL, on_q, &other) == 0);
+    CHECK(cq_sync(a.conn, "COMMIT", 0, NULL, &r) == 0);
+    q_clear(&r);
+    CHECK(!other.done);
+    lp_pg_release(a.conn);
+    run_until(&other.done);
+    CHECK(other.status == 0 && strcmp(val(&other, 0, 0), "1") == 0);
+    q_clear(&other);
+
+    /* released with the transaction open: rolled back before reuse */
+    memset(&a, 0, sizeof(a));
+    CHECK(lp_pg_acquire(p, on_acq, &a) == 0);
+    run_until(&a.done);
+    CHECK(cq_sync(a.conn, "BEGIN", 0, NULL, &r) == 0);
+    q_clear(&r);
+    CHECK(cq_sync(a.conn, ins, 0, NULL, &r) == 0);
+    q_clear(&r);
+    lp_pg_release(a.conn);
+    CHECK(q_sync(p, cnt, 0, NULL, &r) == 0);
+    CHECK(strcmp(val(&r, 0, 0), "1") == 0);
+    q_clear(&r);
+
+    /* released in a failed transaction: closed and replaced, not reused */
+    memset(&a, 0, sizeof(a));
+    CHECK(lp_pg_acquire(p, on_acq, &a) == 0);
+    run_until(&a.done);
+    CHECK(cq_sync(a.conn, "SELECT pg_backend_pid()", 0, NULL, &r) == 0);
+    int pid = atoi(val(&r, 0, 0));
+    q_clear(&r);
+    CHECK(cq_sync(a.conn, "BEGIN", 0, NULL, &r) == 0);
+    q_clear(&r);
+    CHECK(cq_sync(a.conn, "SELECT 1/0", 0, NULL, &r) == LP_EQUERY);
+    q_clear(&r);
+    lp_pg_release(a.conn);
+    CHECK(q_sync(p, "SELECT pg_backend_pid()", 0, NULL, &r) == 0);
+    CHECK(atoi(val(&r, 0, 0)) != pid);
+    q_clear(&r);
+
+    /* a script that runs BEGIN through the pool does not leak the transaction */
+    CHECK(q_sync(p, "BEGIN", 0, NULL, &r) == 0);
+    q_clear(&r);
+    CHECK(q_sync(p, "SAVEPOINT sp", 0, NULL, &r) == LP_EQUERY); /* no transaction block */
+    CHECK(r.res && strcmp(PQresultErrorField(r.res, PG_DIAG_SQLSTATE), "25P01") == 0);
+    q_clear(&r);
+
+    snprintf(sql, sizeof(sql), "DROP TABLE %s", table);
+    CHECK(q_sync(p, sql, 0, NULL, &r) == 0);
+    q_clear(&r);
+    close_pool(p);
+}
+
+static void test_broken_connection(void)
+{
+    lp_config cfg = base_cfg;
+    cfg.db_pool_size = 1;
+    lp_pg_pool *p = open_pool(&cfg), *killer = open_pool(&base_cfg);
+    qres r;
+    CHECK(q_sync(p, "SELECT pg_backend_pid()", 0, NULL, &r) == 0);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%s", val(&r, 0, 0));
+    q_clear(&r);
+
+    qres slow = {0};
+    CHECK(lp_pg_query(p, "SELECT pg_sleep(10)", 0, NULL, on_q, &slow) == 0);
+    sleep_loop(100);
+    const char *params[] = {pid};
+    CHECK(q_sync(killer, "SELECT pg_terminate_backend($1::int)", 1, params, &r) == 0);
+    q_clear(&r);
+    run_until(&slow.done);
+    CHECK(slow.status == LP_EUNAVAIL && slow.res == NULL);
+
+    /* the pool reconnects by itself */
+    int ok = 0;
+    for (int i = 0; i < 100 && !ok; i++) {
+        int st = q_sync(p, "SELECT pg_backend_pid()", 0, NULL, &r);
+        ok = st == 0 && strcmp(val(&r, 0, 0), pid) != 0;
+        q_clear(&r);
+        if (!ok) sleep_loop(50);
+    }
+    CHECK(ok);
+    lp_pg_stats st;
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.reconnects >= 1 && st.errors >= 1);
+    close_pool(killer);
+    close_pool(p);
+}
+
+static void test_server_down(void)
+{
+    lp_config cfg = base_cfg;
+    /* a port nobody listens on: connection refused */
+    snprintf(cfg.database_url, sizeof(cfg.database_url),
+             "postgresql://postgres@127.0.0.1:1/postgres");
+    cfg.db_wait_timeout_ms = 60000;
+    lp_pg_pool *p = open_pool(&cfg);
+    qres early = {0};
+    /* queued before the first attempt failed: answered when it fails, not after 60 s */
+    int err = lp_pg_query(p, "SELECT 1", 0, NULL, on_q, &early);
+    if (err == 0) {
+        run_until(&early.done);
+        CHECK(early.status == LP_EUNAVAIL);
+    } else {
+        CHECK(err == LP_EUNAVAIL);
+    }
+    lp_pg_stats st;
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.down == 1 && st.open == 0);
+    qres r;
+    CHECK(lp_pg_query(p, "SELECT 1", 0, NULL, on_q, &r) == LP_EUNAVAIL);
+    CHECK(lp_pg_ping(p, on_q, &r) == LP_EUNAVAIL);
+    CHECK(lp_pg_acquire(p, on_acq, &r) == LP_EUNAVAIL);
+    close_pool(p);
+}
+
+typedef struct spawn_state {
+    int done;
+    int64_t exit_status;
+} spawn_state;
+
+static void on_exit_cb(uv_process_t *proc, int64_t exit_status, int term_signal)
+{
+    spawn_state *s = proc->data;
+    s->done = 1;
+    s->exit_status = exit_status;
+    uv_close((uv_handle_t *)proc, NULL);
+}
+
+typedef struct restart_stats {
+    int done, ok, unavail, other;
+} restart_stats;
+
+static void on_restart_q(int status, PGresult *res, void *data)
+{
+    restart_stats *s = data;
+    s->done++;
+    if (status == 0)
+        s->ok++;
+    else if (status == LP_EUNAVAIL)
+        s->unavail++;
+    else
+        s->other++;
+    PQclear(res);
+}
+
+static void test_restart(void)
+{
+    lp_config cfg = base_cfg;
+    cfg.db_pool_size = 2;
+    cfg.db_wait_timeout_ms = 20000; /* a hang would show as a timeout, never as a fast answer */
+    lp_pg_pool *p = open_pool(&cfg);
+    qres r;
+    CHECK(q_sync(p, "SELECT 1", 0, NULL, &r) == 0);
+    q_clear(&r);
+
+    const char *cmd = getenv("LP_TEST_PG_RESTART");
+    char derived[1024];
+    const char *root = getenv("LIFEPLAN_ROOT"), *dir = getenv("LP_SERVICES_DIR");
+    if ((cmd == NULL || *cmd == '\0') && root != NULL && dir != NULL) {
+        snprintf(derived, sizeof(derived), "%s/scripts/services", root);
+        if (access(derived, X_OK) == 0) {
+            snprintf(derived, sizeof(derived), "'%s/scripts/services' restart-pg '%s' >&2", root,
+                     dir);
+            cmd = derived;
+        }
+    }
+    restart_stats rs = {0};
+    int sent = 0;
+    if (cmd != NULL && *cmd) {
+        /* the loop keeps running while the server restarts: queries sent
+         * meanwhile must each be answered, with success or LP_EUNAVAIL */
+        spawn_state ss = {0};
+        uv_process_t proc;
+        char *args[] = {"/bin/sh", "-c", (char *)cmd, NULL};
+        uv_stdio_container_t stdio[3] = {
+            {UV_IGNORE, {0}}, {UV_INHERIT_FD, {.fd = 2}}, {UV_INHERIT_FD, {.fd = 2}}};
+        uv_process_options_t opt = {
+            .exit_cb = on_exit_cb, .file = args[0], .args = args, .stdio_count = 3, .stdio = stdio};
+        proc.data = &ss;
+        CHECK(uv_spawn(loop, &proc, &opt) == 0);
+        while (!ss.done) {
+            int err = lp_pg_query(p, "SELECT 1", 0, NULL, on_restart_q, &rs);
+            if (err == 0)
+                sent++;
+            else if (err == LP_EUNAVAIL)
+                rs.unavail++;
+            else
+                rs.other++;
+            sleep_loop(20);
+        }
+        CHECK(ss.exit_status == 0);
+        fprintf(stderr, "restart: %d sent, %d ok, %d unavailable\n", sent, rs.ok, rs.unavail);
+    } else {
+        qres slow = {0};
+        CHECK(lp_pg_query(p, "SELECT pg_sleep(10)", 0, NULL, on_q, &slow) == 0);
+        lp_pg_pool *killer = open_pool(&base_cfg);
+        CHECK(q_sync(killer,
+                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                     "WHERE application_name = 'lifeplan' AND pid <> pg_backend_pid()",
+                     0, NULL, &r) == 0);
+        q_clear(&r);
+        close_pool(killer);
+        run_until(&slow.done);
+        CHECK(slow.status == LP_EUNAVAIL);
+    }
+    CHECK(run_until_n(&rs.done, sent));
+    CHECK(rs.other == 0);
+    /* back without any action from us */
+    int ok = 0;
+    for (int i = 0; i < 200 && !ok; i++) {
+        int st = q_sync(p, "SELECT 1", 0, NULL, &r);
+        ok = st == 0;
+        CHECK(st == 0 || st == LP_EUNAVAIL);
+        q_clear(&r);
+        if (!ok) sleep_loop(50);
+    }
+    CHECK(ok);
+    lp_pg_stats st;
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.reconnects >= 1);
+    close_pool(p);
+}
+
+typedef struct notes {
+    int n;
+    char last[64];
+    char channel[64];
+} notes;
+
+static void on_notify(const char *channel, const char *payload, void *data)
+{
+    notes *n = data;
+    n->n++;
+    snprintf(n->last, sizeof(n->last), "%s", payload);
+    snprintf(n->channel, sizeof(n->channel), "%s", channel);
+}
+
+static int wait_listening(lp_pg_pool *p)
+{
+    for (int i = 0; i < 400 && !lp_pg_listening(p); i++)
+        sleep_loop(10);
+    return lp_pg_listening(p);
+}
+
+static int wait_notes(notes *n, int want)
+{
+    for (int i = 0; i < 400 && n->n < want; i++)
+        sleep_loop(10);
+    return n->n >= want;
+}
+
+static void test_listen(void)
+{
+    lp_config cfg = base_cfg;
+    cfg.db_pool_size = 2;
+    lp_pg_pool *p = open_pool(&cfg);
+    char channel[64];
+    /* mixed case and a space: the channel name must be quoted, not folded */
+    snprintf(channel, sizeof(channel), "Lp Test %d", (int)getpid());
+    notes n = {0}, other = {0};
+    unsigned long id = 0, id2 = 0;
+    CHECK(lp_pg_listen(p, channel, on_notify, &n, &id) == 0);
+    CHECK(lp_pg_listen(p, "lp_other_channel", on_notify, &other, &id2) == 0);
+    CHECK(wait_listening(p));
+
+    qres r;
+    const char *one[] = {channel, "first"};
+    CHECK(q_sync(p, "SELECT pg_notify($1, $2)", 2, one, &r) == 0);
+    q_clear(&r);
+    CHECK(wait_notes(&n, 1));
+    CHECK(strcmp(n.last, "first") == 0 && strcmp(n.channel, channel) == 0);
+    CHECK(other.n == 0);
+
+    /* break the listen connection from another session */
+    const char *who[] = {channel};
+    CHECK(q_sync(p,
+                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                 "WHERE query LIKE 'LISTEN %' AND (query LIKE '%' || $1 || '%' "
+                 "OR query LIKE '%lp_other_channel%')",
+                 1, who, &r) == 0);
+    CHECK(strcmp(val(&r, 0, 0), "1") == 0);
+    q_clear(&r);
+    /* wait for the re-LISTEN on a new connection */
+    lp_pg_stats st;
+    for (int i = 0; i < 400; i++) {
+        lp_pg_pool_stats(p, &st);
+        if (st.reconnects >= 1 && lp_pg_listening(p)) break;
+        sleep_loop(10);
+    }
+    CHECK(st.reconnects >= 1);
+    CHECK(wait_listening(p));
+    const char *two[] = {channel, "after reconnect"};
+    CHECK(q_sync(p, "SELECT pg_notify($1, $2)", 2, two, &r) == 0);
+    q_clear(&r);
+    CHECK(wait_notes(&n, 2));
+    CHECK(strcmp(n.last, "after reconnect") == 0);
+
+    /* unlisten: no more calls */
+    CHECK(lp_pg_unlisten(p, id) == 0);
+    CHECK(lp_pg_unlisten(p, id) == LP_EINVAL);
+    const char *three[] = {channel, "ignored"}, *four[] = {"lp_other_channel", "x"};
+    CHECK(q_sync(p, "SELECT pg_notify($1, $2)", 2, three, &r) == 0);
+    q_clear(&r);
+    CHECK(q_sync(p, "SELECT pg_notify($1, $2)", 2, four, &r) == 0);
+    q_clear(&r);
+    CHECK(wait_notes(&other, 1)); /* delivered after "ignored": ordering proves it was dropped */
+    CHECK(n.n == 2);
+    close_pool(p);
+}
+
+static void on_close_q(int status, PGresult *res, void *data)
+{
+    int *s = data;
+    *s = status;
+    PQclear(res);
+}
+
+static void test_close_with_work(void)
+{
+    lp_config cfg = base_cfg;
+    cfg.db_pool_size = 2;
+    lp_pg_pool *p = open_pool(&cfg);
+    qres r;
+    CHECK(q_sync(p, "SELECT 1", 0, NULL, &r) == 0); /* at least one connection up */
+    q_clear(&r);
+    sleep_loop(100);
+    acq a = {0};
+    CHECK(lp_pg_acquire(p, on_acq, &a) == 0);
+    run_until(&a.done);
+    CHECK(a.status == 0);
+    int s[6];
+    for (int i = 0; i < 6; i++)
+        s[i] = 1;
+    CHECK(lp_pg_conn_query(a.conn, "SELECT pg_sleep(5)", 0, NULL, on_close_q, &s[0]) == 0);
+    for (int i = 1; i < 6; i++)
+        CHECK(lp_pg_query(p, "SELECT pg_sleep(5)", 0, NULL, on_close_q, &s[i]) == 0);
+    notes n = {0};
+    CHECK(lp_pg_listen(p, "lp_close_test", on_notify, &n, NULL) == 0);
+    sleep_loop(50);
+    lp_pg_pool_close(p);
+    for (int i = 0; i < 6; i++)
+        CHECK(s[i] == LP_ECLOSED);
+    CHECK(lp_pg_conn_query(a.conn, "SELECT 1", 0, NULL, on_close_q, &s[0]) == LP_ECLOSED);
+    lp_pg_release(a.conn);        /* allowed after close; the last release frees */
+    uv_run(loop, UV_RUN_DEFAULT); /* returns only once every handle is closed */
+    CHECK(uv_loop_alive(loop) == 0);
+}
+
+int main(void)
+{
+    const char *url = getenv("DATABASE_URL");
+    if (url == NULL || *url == '\0') {
+        fprintf(stderr, "DATABASE_URL is not set: this test needs a real PostgreSQL\n");
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    loop = uv_default_loop();
+    memset(&base_cfg, 0, sizeof(base_cfg));
+    snprintf(base_cfg.database_url, sizeof(base_cfg.database_url), "%s", url);
+    base_cfg.db_pool_size = 4;
+    base_cfg.db_wait_timeout_ms = 2000;
+    base_cfg.db_statement_timeout_ms = 5000;
+    base_cfg.db_connect_timeout_ms = 2000;
+
+    test_basic();
+    test_injection_roundtrip();
+    test_prepared_cache();
+    test_concurrency();
+    test_wait_timeout();
+    test_statement_timeout();
+    test_batch();
+    test_pinned();
+    test_broken_connection();
+    test_server_down();
+    test_listen();
+    test_restart();
+    test_close_with_work();
+
+    uv_run(loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(loop) == 0);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
