@@ -40,6 +40,7 @@ local M = {}
 M.CHANNEL = "policies_changed"
 M.MAX_NOTIFY_IDS = 200 -- NOTIFY payloads must stay under 8000 bytes
 M.MAX_PAGES = 10000
+M.WRITE_PARAMS = 4000 -- parameters per transaction (a file source is one big page)
 
 local function env_number(name, default)
   return tonumber(os.getenv(name) or "") or default
@@ -264,6 +265,8 @@ local function record_id(r, i)
   return id or ("#" .. i)
 end
 
+local write_chunk
+
 local function process(records, ctx)
   local by_id, order = {}, {}
   for i, r in ipairs(records) do
@@ -319,10 +322,27 @@ local function process(records, ctx)
       ctx.changed[#ctx.changed + 1] = ids[i]
     end
   end
+  -- chunks bounded by their parameter count: db.batch keeps every
+  -- parameter on the Lua stack until the pipeline returns
+  local chunk, params = {}, 0
+  for _, item in ipairs(writes) do
+    local n = #COLS + 5 * #(item.changed or {})
+    if #chunk > 0 and params + n > M.WRITE_PARAMS then
+      write_chunk(chunk, ctx, done)
+      chunk, params = {}, 0
+    end
+    chunk[#chunk + 1] = item
+    params = params + n
+  end
+  if #chunk > 0 then write_chunk(chunk, ctx, done) end
+end
+
+-- Writes one chunk in one transaction; if the database refuses it, one
+-- record at a time, skipping the ones it still refuses.
+write_chunk = function(writes, ctx, done)
   local ok, version, ids = pcall(write, writes, ctx.log_id)
   if ok then return done(writes, version, ids) end
   if type(version) ~= "table" or version.code ~= "db_error" then error(version, 0) end
-  -- the database refused something on this page: one record at a time
   for _, item in ipairs(writes) do
     if item.action == "insert" then item.id = nil end
     local ok1, v1, ids1 = pcall(write, { item }, ctx.log_id)
