@@ -232,15 +232,31 @@ describe("policy API", function()
       assert.are.equal("eligible", set[ID.sido].eligibility)
       assert.is_nil(set[ID.sgg])
       assert.is_nil(set[ID.annual])
-      local _, all = recommend(token, "&includePossible=true")
-      assert.are.equal("possible", all[ID.sgg].eligibility)       -- only the 시도 is known
-      assert.are.same({ "regionCode" }, all[ID.sgg].missingFields)
-      assert.are.equal("possible", all[ID.annual].eligibility)
-      assert.truthy(table.concat(all[ID.annual].missingFields, ","):find("annualIncome", 1, true))
+      -- the same judgement per policy (detail), independent of the ranking
+      local function elig(id) return get("/api/v1/policies/" .. id, S.auth(token)).json.eligibility end
+      local sgg = elig(ID.sgg)
+      assert.are.equal("possible", sgg.status)          -- only the 시도 is known
+      assert.are.same({ "regionCode" }, sgg.missingFields)
+      local annual = elig(ID.annual)
+      assert.are.equal("possible", annual.status)
+      assert.truthy(table.concat(annual.missingFields, ","):find("annualIncome", 1, true))
       local unknown
-      for _, x in ipairs(all[ID.annual].reasons) do if x.condition == "income" then unknown = x end end
+      for _, x in ipairs(annual.reasons) do if x.condition == "income" then unknown = x end end
       assert.are.equal("unknown", unknown.status)
       assert.is_string(unknown.detail)
+      -- includePossible adds possible ones after every eligible one
+      local r = recommend(token, "&includePossible=true")
+      local seen_possible, possible = false, 0
+      for _, it in ipairs(r.items) do
+        if it.eligibility == "possible" then
+          seen_possible, possible = true, possible + 1
+          assert.is_true(#it.missingFields > 0 or #it.reasons > 0)
+        else
+          assert.is_false(seen_possible)
+        end
+      end
+      assert.is_true(r.possibleCount > 0) -- counted even when the page is all eligible
+      assert.is_true(possible <= r.possibleCount)
     end)
 
     it("follows a profile change at once (the cache is keyed by profile version)", function()
