@@ -133,8 +133,8 @@ describe("without JWT_SECRET in development", function()
   end)
 
   it("refuses to start in production", function()
-    local out = H.sh("env LIFEPLAN_ENV=production JWT_SECRET= PORT=" .. H.free_port() ..
-      " MODULES_DIR=" .. H.root .. "/modules timeout 10 " .. H.bin .. " serve; echo exit=$?")
+    local out = H.sh("(env LIFEPLAN_ENV=production JWT_SECRET= PORT=" .. H.free_port() ..
+      " MODULES_DIR=" .. H.root .. "/modules timeout 10 " .. H.bin .. " serve) 2>&1; echo exit=$?")
     assert.matches("JWT_SECRET must be set", out, 1, true)
     assert.is_nil(out:match("exit=0"))
     assert.is_nil(out:match("exit=124")) -- it exited by itself, not by timeout
