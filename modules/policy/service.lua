@@ -154,8 +154,12 @@ function M.get(id)
   return d, row
 end
 
+-- The user's profile as the engine reads it (the API's field names, with
+-- `version`); matching_profile skips what matching does not need (inferred).
 local function profile_of(user_id)
-  return require("profile.service").get(user_id)
+  local profile = require "profile.service"
+  if profile.matching_profile then return profile.matching_profile(user_id) end
+  return profile.get(user_id)
 end
 
 local function judge(row, profile)
