@@ -124,7 +124,7 @@ end
 
 -- One POST; true when the gateway took it (2xx).
 local function post(url, row)
-  local status, _, err = http.request {
+  local status, err = http.request {
     method = "POST", url = url,
     headers = { ["Content-Type"] = "application/json",
                 ["Idempotency-Key"] = "notification-" .. tostring(row.id) },

@@ -97,8 +97,9 @@ local CATEGORY_LABELS = {
 function M.policy_match(policy)
   local label = CATEGORY_LABELS[policy.category]
   local body = string.format("'%s' 정책의 신청 조건을 모두 충족해요.", policy.title)
-  if policy.apply_end then
-    body = body .. string.format(" 신청 마감은 %s이에요.", policy.apply_end)
+  local y, m, d = tostring(policy.apply_end or ""):match("^(%d+)-(%d+)-(%d+)$")
+  if y then
+    body = body .. string.format(" 신청 마감은 %d월 %d일이에요.", tonumber(m), tonumber(d))
   end
   return {
     type  = "policy_match",
