@@ -71,9 +71,13 @@ end
 
 -- ---- job claims -------------------------------------------------------------
 
+local ffi = require "ffi"
+pcall(ffi.cdef, "int getpid(void);")
+
+-- Who holds a claim, for people reading job_runs: host, pid, worker.
 local function claimer()
-  return string.format("%s/w%d/g%d", os.getenv("HOSTNAME") or "host", server.worker(),
-                       server.generation())
+  return string.format("%s/%d/w%d", os.getenv("HOSTNAME") or "host", ffi.C.getpid(),
+                       server.worker())
 end
 
 -- True when this task got the run (a new row, a failed run, or a stale one).
@@ -160,7 +164,7 @@ end
 
 -- ---- policies → the engine's shape ---------------------------------------
 
-local POLICY_COLS = [[id, title, category, region_codes, age_min, age_max, income_kind, income_min,
+M.POLICY_COLS = [[id, title, category, region_codes, age_min, age_max, income_kind, income_min,
   income_max, income_median_pct, income_monthly_max, income_year, employment_codes,
   education_codes, major_codes, special_codes, marital_status, housing_types, household_min,
   household_max, extra_conditions, apply_period, apply_start, apply_end]]
@@ -240,7 +244,7 @@ local function run_policy_match(version, today, opts)
   end
   local policies = {}
   if top then
-    policies = db.query("SELECT " .. POLICY_COLS .. [[ FROM policies
+    policies = db.query("SELECT " .. M.POLICY_COLS .. [[ FROM policies
        WHERE updated_at >= $1::timestamptz AND updated_at <= $2::timestamptz
          AND lp_policy_status(apply_period, apply_start, apply_end, $3::date) <> 'closed'
        ORDER BY id]], since, top, today)
