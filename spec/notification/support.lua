@@ -102,7 +102,11 @@ end
 function S.jobs_run(modules, args, env)
   local parts = { "MODULES_DIR=" .. H.quote(modules) }
   for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. H.quote(v) end
-  return H.sh("env " .. table.concat(parts, " ") .. " " .. H.bin .. " jobs run " .. args)
+  -- the exit status is echoed: io.popen's close does not give it under LuaJIT
+  local out = H.sh("(env " .. table.concat(parts, " ") .. " " .. H.bin .. " jobs run " .. args ..
+                   " 2>&1; echo \"exit=$?\")")
+  local code = tonumber(out:match("exit=(%d+)%s*$"))
+  return out:gsub("exit=%d+%s*$", ""), code
 end
 
 -- The last JSON line a job printed.
