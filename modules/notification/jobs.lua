@@ -46,6 +46,7 @@ M.CHANNEL       = "policies_changed"
 M.DAILY_HOUR    = 9        -- Asia/Seoul
 M.STALE_MINUTES = 15
 M.OVERLAP       = "10 minutes" -- re-read policies this far behind the watermark
+M.PROFILE_CHUNK = 2500
 
 -- ---- clock ------------------------------------------------------------------
 
@@ -80,7 +81,8 @@ local function claimer()
                        server.worker())
 end
 
--- True when this task got the run (a new row, a failed run, or a stale one).
+-- True when this task got the run: a new row, a run that failed over a
+-- minute ago (not retried by every worker on every tick), or a stale one.
 function M.claim(job, key)
   local rows = db.query([[
     INSERT INTO job_runs (job, run_key, claimed_by) VALUES ($1, $2, $3)
@@ -90,7 +92,7 @@ function M.claim(job, key)
     UPDATE job_runs SET status = 'running', claimed_by = $3, claimed_at = now(),
                         finished_at = NULL, error = NULL
      WHERE job = $1 AND run_key = $2
-       AND (status = 'failed'
+       AND (status = 'failed' AND finished_at < now() - interval '1 minute'
             OR status = 'running' AND claimed_at < now() - make_interval(mins => $4))
     RETURNING job]], job, key, claimer(), M.STALE_MINUTES)
   return rows[1] ~= nil
@@ -141,9 +143,16 @@ function M.profile_index()
   local key = string.format("%s/%s/%s", k.n, k.m, k.u)
   local idx = match.profile_index()
   if idx and cache.get("notification:profiles") == key then return idx end
-  local rows = db.query("SELECT " .. PROFILE_COLS .. " FROM user_profiles ORDER BY user_id")
-  local list = {}
-  for i, r in ipairs(rows) do list[i] = profile_table(r) end
+  -- in keyset-paged chunks: decoding 100,000 rows at once would hold the
+  -- loop for over a second; a chunk takes a few tens of milliseconds
+  local list, after = {}, 0
+  while true do
+    local rows = db.query("SELECT " .. PROFILE_COLS .. " FROM user_profiles WHERE user_id > $1" ..
+                          " ORDER BY user_id LIMIT " .. M.PROFILE_CHUNK, after)
+    for _, r in ipairs(rows) do list[#list + 1] = profile_table(r) end
+    if #rows < M.PROFILE_CHUNK then break end
+    after = rows[#rows].user_id
+  end
   local ok, built = pcall(match.profiles, list)
   if not ok then
     -- one bad profile must not stop everyone's notifications: leave it out
