@@ -1,10 +1,10 @@
 -- bench/notify_bench.lua — run by scripts/bench-notify.sh through
 -- `lifeplan run`, against a database seeded with N profiles and two policies:
 -- 'bench-new' (age, region and employment conditions) and 'bench-all' (none:
--- every profile is eligible, the worst case for inserts). Times, per policy:
--- building the
--- profile index (once per profile change, not per policy), reverse matching
--- with lp.match, inserting the notifications, and a re-run (all deduped).
+-- every profile is eligible, the worst case for inserts). Times building the
+-- profile index (once per profile change, not per policy), then per policy
+-- reverse matching with lp.match, inserting the notifications, and a re-run
+-- (all deduped).
 -- A SQL filter over user_profiles with the same conditions is the baseline
 -- for the matching step.
 local db      = require "lp.db"
