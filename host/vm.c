@@ -688,6 +688,11 @@ static void push_request(lua_State *co, lp_request *req, const lp_route_match *m
         lua_setfield(co, -2, m->params[i].name);
     }
     lua_setfield(co, -2, "params");
+    char peer[64];
+    if (lp_request_peer(req, peer, sizeof peer) == 0) {
+        lua_pushstring(co, peer);
+        lua_setfield(co, -2, "peer");
+    }
 }
 
 void lp_vm_handle(lp_request *req, void *arg)
