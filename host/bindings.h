@@ -18,9 +18,15 @@
     X(redis)  /* lua_redis.c:  call, pipeline (nil, "unavailable" when Redis is down) */           \
     X(http)   /* lua_http.c:   request{...} with timeouts and streaming on_chunk     */            \
     X(db)     /* lua_db.c:     query, tx, batch, listen (PostgreSQL pool)            */
+    X(match)  /* lua_match.c:  policy index, match/explain, reverse, set_policies    */
 
 #define LP_DECLARE_BINDING(name) int luaopen_lp_##name(lua_State *L);
 LP_BINDINGS(LP_DECLARE_BINDING)
 #undef LP_DECLARE_BINDING
+
+/* Frees the matching indexes lua_match.c keeps in host->match_state (call
+ * once the worker's Lua states are closed). */
+struct lp_host;
+void lp_match_state_free(struct lp_host *h);
 
 #endif

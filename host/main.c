@@ -16,6 +16,7 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "bindings.h"
 #include "cache.h"
 #include "config.h"
 #include "host.h"
@@ -132,6 +133,7 @@ static void worker_free(worker *w)
     lp_server_free(w->host.server);
     lp_metrics_free(w->host.metrics);
     lp_cache_free(w->host.cache);
+    lp_match_state_free(&w->host);
     lp_ops_close(&w->host);
     if (uv_loop_close(&w->loop) != 0) lp_logf("warn", "loop closed with handles still open");
 }

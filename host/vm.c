@@ -275,7 +275,7 @@ static int list_controllers(const char *dir, char ***out)
         names[n++] = strdup(ent.name);
     }
     uv_fs_req_cleanup(&req);
-    qsort(names, (size_t)n, sizeof(char *), cmp_str);
+    if (n > 1) qsort(names, (size_t)n, sizeof(char *), cmp_str);
     *out = names;
     return n;
 }
