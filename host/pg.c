@@ -274,7 +274,13 @@ static void enqueue(lp_pg_pool *p, pg_job *j)
         p->qhead = j;
     p->qtail = j;
     p->nwaiting++;
-    wait_timer_arm(p);
+    /* Deadlines mostly grow in queue order: only an earlier one re-arms, so
+     * queueing stays O(1) under load. */
+    if (p->wait_due == 0 || j->deadline < p->wait_due) {
+        double ms = j->deadline - lp_now_ms();
+        uv_timer_start(&p->wait_timer, on_wait_timer, ms > 0 ? (uint64_t)ms + 1 : 0, 0);
+        p->wait_due = j->deadline;
+    }
 }
 
 static pg_job *dequeue(lp_pg_pool *p)
@@ -1159,10 +1165,10 @@ static char *build_options(const char *url, const lp_config *cfg)
     }
     for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
         if (strcmp(o->keyword, "options") == 0 && o->val != NULL) existing = o->val;
-    size_t size = strlen(existing) + 96;
+    size_t size = strlen(existing) + 128;
     char *s = malloc(size);
     if (s != NULL)
-        snprintf(s, size, "%s%s-c statement_timeout=%d -c TimeZone=UTC", existing,
+        snprintf(s, size, "%s%s-c statement_timeout=%d -c TimeZone=UTC -c DateStyle=ISO", existing,
                  *existing ? " " : "", cfg->db_statement_timeout_ms);
     PQconninfoFree(opts);
     return s;

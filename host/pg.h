@@ -2,8 +2,14 @@
  *
  * Every call returns at once; results arrive on the loop through the
  * callback. No libpq call made here ever blocks the loop: connections are set
- * up with PQconnectStartParams/PQconnectPoll and run in non-blocking pipeline
- * mode, their sockets watched by uv_poll.
+ * up with PQconnectStartParams/PQconnectPoll, are non-blocking
+ * (PQsetnonblocking, PQflush with writable polling) and have their sockets
+ * watched by uv_poll. Each request runs as one libpq pipeline (its statements
+ * and a Sync in one write); between requests a connection leaves pipeline
+ * mode so libpq parses what the server says unasked (NOTIFY, a FATAL before
+ * it hangs up). Host names are resolved by libpq inside PQconnectStartParams
+ * (getaddrinfo, blocking): use an IP address or a socket path in production
+ * URLs, or a name that /etc/hosts answers.
  *
  * Connections that break (server restart, socket error, FATAL from the
  * server) fail their in-flight work with LP_EUNAVAIL at once, are dropped and
@@ -13,8 +19,8 @@
  * it back without any action from the caller.
  *
  * Each connection is opened with `statement_timeout` = cfg->db_statement_
- * timeout_ms and `TimeZone` = UTC (through the startup `options`, so no extra
- * round trip), and caches prepared statements (SQL text → statement name, up
+ * timeout_ms, `TimeZone` = UTC and `DateStyle` = ISO (through the startup
+ * `options`, so no extra round trip), and caches prepared statements (SQL text → statement name, up
  * to LP_PG_STMT_CACHE per connection; text beyond that runs unnamed). A first
  * use sends Parse + Bind/Execute + Sync in one write, so preparing costs no
  * extra round trip.

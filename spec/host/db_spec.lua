@@ -1,6 +1,7 @@
 -- lp.db through the real binary and a real PostgreSQL (DATABASE_URL).
 -- The outage case stops and restarts that server with scripts/services
--- (LP_SERVICES_DIR names its folder, as scripts/test sets it up).
+-- (LP_SERVICES_DIR names its folder, as scripts/test sets it up), and checks
+-- that /readyz names postgres meanwhile.
 local H      = require "spec.helpers.server"
 local socket = require "socket"
 
@@ -295,6 +296,9 @@ describe("lp.db when PostgreSQL goes away", function()
         assert.are.equal(503, res.status)
         assert.are.equal("unavailable", res.json.code)
       end
+      local ready = srv:request("GET", "/readyz", { timeout = 5 })
+      assert.are.equal(503, ready.status)
+      assert.are.same({ "postgres" }, ready.json.down)
     end)
     out, code = H.sh(services .. " start-pg " .. H.quote(dir))
     assert(code == 0, out)
@@ -302,6 +306,7 @@ describe("lp.db when PostgreSQL goes away", function()
     assert.truthy(poll(function()
       return srv:request("GET", "/t/db/one", { timeout = 5 }).status == 200
     end, 200))
+    assert.are.equal(200, srv:request("GET", "/readyz").status)
     assert.is_true(srv:alive())
     assert.are.equal(0, srv:stop())
   end)
