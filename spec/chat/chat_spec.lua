@@ -201,6 +201,15 @@ describe("chat API", function()
     end)
   end)
 
+  it("documents its routes in the OpenAPI document", function()
+    local doc = srv:request("GET", "/api/v1/openapi.json").json
+    assert.truthy(doc.paths["/api/v1/chat/sessions"].get)
+    assert.truthy(doc.paths["/api/v1/chat/sessions"].post)
+    assert.truthy(doc.paths["/api/v1/chat/sessions/{id}"].get)
+    assert.truthy(doc.paths["/api/v1/chat/sessions/{id}"].post.responses["429"])
+    assert.truthy(doc.components.schemas.ChatMessage)
+  end)
+
   describe("rate limit", function()
     it("answers 429 with Retry-After past CHAT_RATE_LIMIT questions in the window", function()
       local limited = C.server(fake, "anthropic", { CHAT_RATE_LIMIT = "2", CHAT_RATE_WINDOW_S = "3600" })
