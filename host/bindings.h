@@ -17,8 +17,8 @@
     X(server) /* lua_server.c: routes, generation info, metrics                      */            \
     X(redis)  /* lua_redis.c:  call, pipeline (nil, "unavailable" when Redis is down) */           \
     X(http)   /* lua_http.c:   request{...} with timeouts and streaming on_chunk     */            \
-    X(db)     /* lua_db.c:     query, tx, batch, listen (PostgreSQL pool)            */            \
-    X(match)  /* lua_match.c:  policy index, match/explain, reverse, set_policies    */
+    X(match)  /* lua_match.c:  policy index, match/explain, reverse, set_policies    */            \
+    X(db)     /* lua_db.c:     query, tx, batch, listen (PostgreSQL pool)            */
 
 #define LP_DECLARE_BINDING(name) int luaopen_lp_##name(lua_State *L);
 LP_BINDINGS(LP_DECLARE_BINDING)
