@@ -54,6 +54,11 @@ typedef struct lp_request {
 /* The value of a header (case-insensitive name) or NULL; *len gets its length. */
 const char *lp_request_header(const lp_request *req, const char *name, size_t *len);
 
+/* The client's address as text ("127.0.0.1", "::1") in buf: 0, or LP_ECLOSED
+ * when the connection is gone, LP_EIO when the kernel cannot say. Rate limits
+ * fall back to it when no proxy header names the client. */
+int lp_request_peer(const lp_request *req, char *buf, size_t len);
+
 /* Answers with a complete response. `hdrs` need not include Content-Length,
  * Date, Server or X-Request-Id; those are added. Frees the request. */
 void lp_request_respond(lp_request *req, int status, const lp_header *hdrs, int nhdrs,

@@ -216,6 +216,17 @@ const char *lp_request_header(const lp_request *req, const char *name, size_t *l
     return NULL;
 }
 
+int lp_request_peer(const lp_request *req, char *buf, size_t len)
+{
+    struct sockaddr_storage addr;
+    int alen = sizeof(addr);
+    if (req->conn == NULL || len == 0) return LP_ECLOSED;
+    if (uv_tcp_getpeername(&req->conn->tcp, (struct sockaddr *)&addr, &alen) != 0) return LP_EIO;
+    int rc = addr.ss_family == AF_INET6 ? uv_ip6_name((struct sockaddr_in6 *)&addr, buf, len)
+                                        : uv_ip4_name((struct sockaddr_in *)&addr, buf, len);
+    return rc == 0 ? 0 : LP_EIO;
+}
+
 static void request_free(lp_request *req)
 {
     if (req == NULL) return;

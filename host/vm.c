@@ -405,9 +405,10 @@ fail : {
     const char *msg = lua_tostring(L, -1);
     lp_log("error", msg ? msg : "script load failed", NULL, NULL);
     error_summary(err, errsize, msg ? msg : "script load failed");
-    lua_close(L);
-    lp_router_free(g->router);
-    free(g);
+    /* gen_close, not lua_close: a module may have scheduled a timer or a
+     * NOTIFY listener before a later one failed; their retire hooks stop
+     * them before the state goes away. */
+    gen_close(g);
     return NULL;
 }
 }
@@ -687,6 +688,11 @@ static void push_request(lua_State *co, lp_request *req, const lp_route_match *m
         lua_setfield(co, -2, m->params[i].name);
     }
     lua_setfield(co, -2, "params");
+    char peer[64];
+    if (lp_request_peer(req, peer, sizeof peer) == 0) {
+        lua_pushstring(co, peer);
+        lua_setfield(co, -2, "peer");
+    }
 }
 
 void lp_vm_handle(lp_request *req, void *arg)
