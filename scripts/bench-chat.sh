@@ -4,7 +4,7 @@
 # server-sent events) against a fake provider that answers slowly, while wrk
 # measures GET /api/v1/transactions?month= (or /healthz when the ledger
 # module is absent). Prints that route's p99 without and with the open
-# chats, and the ratio (target: less than 10% worse).
+# chats (best of two wrk runs each), and the change (target: less than 10% worse).
 #
 # Uses bench_services, bench_server and wrk_run from scripts/bench. The fake
 # provider is a second lifeplan serving spec/chat/fake_llm. Tunables:
@@ -69,9 +69,17 @@ fi
 p99_of() { sed -n 's/.*p99=\([^ ]*\).*/\1/p'; }
 to_ms() { awk '{ v=$1; if (v ~ /us$/) { sub(/us$/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v } else if (v ~ /s$/) { sub(/s$/,"",v); print v*1000 } else print v }'; }
 
+# The machine is shared: each side is measured twice and the better p99 kept.
+best_p99() { # label → prints the wrk lines, sets BEST
+  local l1 l2 a b
+  l1=$(wrk_run "$1" "$CONNS" "$route" "${wrk_args[@]}"); echo "$l1"
+  l2=$(wrk_run "$1" "$CONNS" "$route" "${wrk_args[@]}"); echo "$l2"
+  a=$(echo "$l1" | p99_of | to_ms); b=$(echo "$l2" | p99_of | to_ms)
+  BEST=$(awk -v a="$a" -v b="$b" 'BEGIN { print (a < b ? a : b) }')
+}
 wrk_run "$label warm-up" "$CONNS" "$route" "${wrk_args[@]}" >/dev/null
-line=$(wrk_run "$label (no chats)" "$CONNS" "$route" "${wrk_args[@]}"); echo "$line"
-before=$(echo "$line" | p99_of | to_ms)
+best_p99 "$label (no chats)"
+before=$BEST
 
 # Holds CHATS streaming chat requests open; reports how many are streaming.
 cat >"$BENCH_TMP/hold.py" <<'PY'
@@ -107,8 +115,8 @@ for _ in $(seq 120); do
   grep -q "streaming=$CHATS " "$BENCH_TMP/hold.log" 2>/dev/null && break; sleep 0.5
 done
 echo "chats: $(tail -1 "$BENCH_TMP/hold.log") (of $CHATS, fake provider: one delta per ${DELTA_MS} ms)"
-line=$(wrk_run "$label ($CHATS chats open)" "$CONNS" "$route" "${wrk_args[@]}"); echo "$line"
-after=$(echo "$line" | p99_of | to_ms)
+best_p99 "$label ($CHATS chats open)"
+after=$BEST
 echo "chats still streaming after the run: $(tail -1 "$BENCH_TMP/hold.log")"
 awk -v b="$before" -v a="$after" -v c="$CHATS" 'BEGIN {
-  printf "chat: p99 without chats=%.3fms with %d open chats=%.3fms change=%+.1f%% (target < +10%%)\n", b, c, a, (a / b - 1) * 100 }'
+  printf "chat: best p99 without chats=%.3fms with %d open chats=%.3fms change=%+.1f%% (target < +10%%)\n", b, c, a, (a / b - 1) * 100 }'
