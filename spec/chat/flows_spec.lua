@@ -66,6 +66,16 @@ describe("chat flows", function()
       assert.matches("#999999", a.content) -- mentioned by the model, not cited
     end)
 
+    it("uses the user's recommendations when asked what suits them", function()
+      local a, body = ask("나한테 맞는 정책 추천해줘")
+      assert.are.equal("policy_search", a.intent)
+      assert.truthy(body.system:find("판정: ", 1, true))
+      assert.is_true(#a.citations > 0)
+      for _, c in ipairs(a.citations) do
+        assert.truthy(body.system:find("[정책 #" .. c.policyId .. "]", 1, true))
+      end
+    end)
+
     it("narrows by the topic's category", function()
       local a, body = ask(RUN .. " 주거 정책 뭐 있어?")
       assert.truthy(body.system:find("#" .. P.housing.id, 1, true))
