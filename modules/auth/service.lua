@@ -32,9 +32,9 @@
 --   rl:login:ip:<client address>              LOGIN_MAX_FAILURES_IP (20)
 -- both over LOGIN_WINDOW_SECONDS (900). At the limit the next attempt is 429
 -- with Retry-After (the window's remaining TTL) before any password work; a
--- successful login clears the email counter. The client address is
--- req:client_ip() (X-Forwarded-For / X-Real-IP from the proxy) or else the
--- connection's peer.
+-- successful login clears the email counter. The client address is the
+-- connection's peer, or what a trusted proxy forwarded (controller.lua,
+-- TRUSTED_PROXIES): a client cannot pick its own address.
 --
 -- Redis down: login/register/refresh/logout answer 503 (tokens cannot be
 -- issued or checked); access tokens keep working (shared/auth.lua does not

@@ -189,6 +189,33 @@ describe("auth", function()
       assert.are.equal(200, A.login(srv, email, A.PASSWORD, A.ip()).status)
     end)
 
+    it("reads X-Forwarded-For from the right: addresses a client prepends do not give it a new bucket", function()
+      local ip = A.ip()
+      for i = 1, 6 do
+        assert_problem(A.login(srv, A.email("xff" .. i), "wrong password", A.ip() .. ", " .. ip), 401,
+          "invalid_credentials")
+      end
+      assert_problem(A.login(srv, email, A.PASSWORD, A.ip() .. ", " .. ip), 429, "rate_limited")
+    end)
+
+    it("ignores X-Forwarded-For from a peer that is not a trusted proxy", function()
+      local key = "rl:login:ip:127.0.0.1"
+      redis_cli("DEL", key)
+      local direct = H.start { workers = 1, env = { TRUSTED_PROXIES = "", LOGIN_MAX_FAILURES = 100,
+                                                    LOGIN_MAX_FAILURES_IP = 3 } }
+      local ok, err = pcall(function()
+        for i = 1, 3 do
+          assert_problem(A.login(direct, A.email("direct" .. i), "wrong password", A.ip()), 401,
+            "invalid_credentials")
+        end
+        assert.are.equal("3", redis_cli("GET", key))
+        assert_problem(A.login(direct, email, A.PASSWORD, A.ip()), 429, "rate_limited")
+      end)
+      direct:stop()
+      redis_cli("DEL", key)
+      assert(ok, err)
+    end)
+
     it("hashes on the threadpool: other requests are answered while 20 logins hash", function()
       local socks = {}
       local body = string.format('{"email":"%s","password":"%s"}', email, A.PASSWORD)
