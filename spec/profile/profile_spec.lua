@@ -128,13 +128,20 @@ describe("profile", function()
     assert.are.equal(200, put({ birthDate = "2000-02-29" }).status)
   end)
 
-  it("validates regionCode against the regions table and stores old 강원/전북 codes as the new ones", function()
-    for _, bad in ipairs { "99999", "11999", "99", "1168", "116800", "abcde", 11680, "42999" } do
+  it("validates regionCode against the regions table and stores old codes as the current ones", function()
+    for _, bad in ipairs { "99999", "11999", "99", "1168", "116800", "abcde", 11680, "42999", "12" } do
       assert_422(put { regionCode = bad }, "regionCode")
+    end
+    -- real codes that name no single current 시군구: a 시 with 구, districts split in 2026
+    for _, bad in ipairs { "41110", "45110", "52110", "28110", "28260", "41590" } do
+      local r = put { regionCode = bad }
+      assert_422(r, "regionCode")
+      assert.is_truthy(r.json.errors[1].message:find("구", 1, true), bad)
     end
     local cases = { ["11680"] = "11680", ["11"] = "11", ["42110"] = "51110", ["42"] = "51",
                     ["45113"] = "52113", ["45"] = "52", ["52790"] = "52790", ["47720"] = "27720",
-                    ["36110"] = "36110", ["41192"] = "41192" }
+                    ["36110"] = "36110", ["41192"] = "41192", ["28140"] = "28125", ["28290"] = "28290",
+                    ["41597"] = "41597", ["12210"] = "29110", ["12110"] = "46110" }
     for given, stored in pairs(cases) do
       local r = put { regionCode = given }
       assert.are.equal(200, r.status, given)
@@ -266,13 +273,20 @@ describe("profile options and regions", function()
     table.sort(sido)
     assert.are.same({ "11", "26", "27", "28", "29", "30", "31", "36", "41", "43", "44", "46", "47", "48",
                       "50", "51", "52" }, sido)
-    assert.is_true(total >= 250, "only " .. total .. " 시군구")
+    assert.are.equal(256, total)
     assert.are.equal("강남구", codes["11680"].name)
+    assert.are.equal("서울특별시 강남구", codes["11680"].fullName)
     assert.are.equal("춘천시", codes["51110"].name)
-    assert.are.equal("전주시", codes["52110"].name)
+    assert.are.equal("전주시 완산구", codes["52111"].name)
+    assert.are.equal("전주시", codes["52111"].city)
     assert.are.equal("군위군", codes["27720"].name)
-    assert.are.equal("41110", codes["41111"].parentCode)
+    assert.are.equal("제물포구", codes["28125"].name)
+    assert.are.equal("화성시 동탄구", codes["41597"].name)
     assert.are.equal("서귀포시", codes["50130"].name)
+    -- a 시 with 구 is listed by its 구 only; districts replaced in 2026 are gone
+    for _, c in ipairs { "41110", "52110", "41590", "28110", "28140", "28260" } do
+      assert.is_nil(codes[c], c)
+    end
     -- 25 구 in Seoul
     local seoul = 0
     for c in pairs(codes) do if c:sub(1, 2) == "11" then seoul = seoul + 1 end end
