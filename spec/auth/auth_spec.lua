@@ -144,7 +144,7 @@ describe("auth", function()
       assert.are.equal(a.json.detail, b.json.detail)
       assert.are.equal(a.json.title, b.json.title)
       -- and a malformed email or short password is just a wrong credential
-      assert_problem(A.login(srv, "not-an-email", A.PASSWORD), 401, "invalid_credentials")
+      assert_problem(A.login(srv, "not-an-email-" .. A.run_id, A.PASSWORD), 401, "invalid_credentials")
       assert_problem(A.login(srv, email, "short"), 401, "invalid_credentials")
     end)
 
@@ -189,6 +189,27 @@ describe("auth", function()
       assert.are.equal(200, A.login(srv, email, A.PASSWORD, A.ip()).status)
     end)
 
+    it("counts concurrent failures atomically: a burst of guesses gets no more tries than the limit", function()
+      local victim = A.email("burst")
+      assert.are.equal(201, A.register(srv, victim).status)
+      local body = string.format('{"email":"%s","password":"wrong password"}', victim)
+      local socks = {}
+      for i = 1, 8 do
+        local s = srv:connect(30)
+        s:send("POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" ..
+          "Content-Type: application/json\r\nX-Forwarded-For: " .. A.ip() .. "\r\nContent-Length: " .. #body ..
+          "\r\n\r\n" .. body)
+        socks[i] = s
+      end
+      local seen = {}
+      for _, s in ipairs(socks) do
+        local r = H.read_response(s, "POST")
+        seen[r.status] = (seen[r.status] or 0) + 1
+        s:close()
+      end
+      assert.are.same({ [401] = 3, [429] = 5 }, seen)
+    end)
+
     it("reads X-Forwarded-For from the right: addresses a client prepends do not give it a new bucket", function()
       local ip = A.ip()
       for i = 1, 6 do
@@ -217,9 +238,15 @@ describe("auth", function()
     end)
 
     it("hashes on the threadpool: other requests are answered while 20 logins hash", function()
-      local socks = {}
-      local body = string.format('{"email":"%s","password":"%s"}', email, A.PASSWORD)
+      -- 20 accounts: concurrent attempts on one email count against its limit
+      local emails = {}
       for i = 1, 20 do
+        emails[i] = A.email("pool" .. i)
+        assert.are.equal(201, A.register(srv, emails[i]).status)
+      end
+      local socks = {}
+      for i = 1, 20 do
+        local body = string.format('{"email":"%s","password":"%s"}', emails[i], A.PASSWORD)
         local s = srv:connect(30)
         s:send("POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" ..
           "Content-Type: application/json\r\nX-Forwarded-For: " .. A.ip() .. "\r\nContent-Length: " .. #body ..
