@@ -40,7 +40,7 @@ describe("profile", function()
     assert.is_string(fields[field], field .. " in " .. r.body)
   end
 
-  it("GET on a new account: every field null, lists null, version 1, completeness 0, inferred zero", function()
+  it("GET on a new account: every field null, lists null, version 1, completeness 0, nothing inferred", function()
     local v = A.register(srv, A.email("fresh"))
     local r = get(v.token)
     assert.are.equal(200, r.status)
@@ -51,7 +51,7 @@ describe("profile", function()
     end
     assert.are.equal(1, p.version)
     assert.are.equal(0, p.completeness)
-    assert.are.same({ monthlyIncome = 0, monthlyExpense = 0, basedOnMonths = 0 }, p.inferred)
+    assert.are.same({ monthlyIncome = NULL, monthlyExpense = NULL, basedOnMonths = 0 }, p.inferred)
     assert.matches("^%d%d%d%d%-%d%d%-%d%dT", p.updatedAt)
   end)
 
@@ -115,7 +115,7 @@ describe("profile", function()
     assert.are.equal(5, r.json.version)
     r = put({ version = 99, completeness = 0, inferred = { monthlyIncome = 5 }, updatedAt = "x" }, v.token)
     assert.are.equal(5, r.json.version)
-    assert.are.equal(0, r.json.inferred.monthlyIncome)
+    assert.are.equal(NULL, r.json.inferred.monthlyIncome)
   end)
 
   it("validates birthDate: a real date, not in the future, age 14–100", function()
@@ -205,6 +205,31 @@ describe("profile", function()
     r = srv:request("PUT", "/api/v1/profile", { body = '{"major":"' .. string.rep("x", 1100000) .. '"}', headers = {
       Authorization = "Bearer " .. u.token, ["Content-Type"] = "application/json" } })
     assert.are.equal(413, r.status)
+  end)
+
+  it("inferred comes from the ledger's last full months and never overwrites what the user typed", function()
+    local v = A.register(srv, A.email("inferred"))
+    assert.are.equal(200, put({ annualIncome = 40000000 }, v.token).status)
+    local month = "date_trunc('month', now() AT TIME ZONE 'Asia/Seoul')::date"
+    local rows = {
+      { "income", 3000000, "salary", month .. " - interval '1 month' + interval '4 days'" },
+      { "income", 3000000, "salary", month .. " - interval '2 months' + interval '4 days'" },
+      { "expense", 1000000, "housing", month .. " - interval '1 month' + interval '9 days'" },
+      { "expense", 777, "food", month }, -- the current month is not a full month: not counted
+    }
+    for _, r in ipairs(rows) do
+      H.sh("psql -XAtq " .. H.quote(os.getenv("DATABASE_URL")) .. " -c " .. H.quote(string.format(
+        "INSERT INTO transactions (user_id, type, amount, category, occurred_on) VALUES (%d, '%s', %d, '%s', (%s)::date)",
+        v.id, r[1], r[2], r[3], r[4])))
+    end
+    local p = get(v.token).json
+    assert.are.equal(40000000, p.annualIncome)
+    if io.open(H.root .. "/modules/transaction/service.lua") then
+      assert.are.same({ monthlyIncome = 3000000, monthlyExpense = 500000, basedOnMonths = 2 }, p.inferred)
+    else
+      -- without the ledger module the profile derives nothing (it never reads transactions itself)
+      assert.are.same({ monthlyIncome = NULL, monthlyExpense = NULL, basedOnMonths = 0 }, p.inferred)
+    end
   end)
 
   it("another user's token never sees or changes this profile", function()
