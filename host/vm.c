@@ -405,9 +405,10 @@ fail : {
     const char *msg = lua_tostring(L, -1);
     lp_log("error", msg ? msg : "script load failed", NULL, NULL);
     error_summary(err, errsize, msg ? msg : "script load failed");
-    lua_close(L);
-    lp_router_free(g->router);
-    free(g);
+    /* gen_close, not lua_close: a module may have scheduled a timer or a
+     * NOTIFY listener before a later one failed; their retire hooks stop
+     * them before the state goes away. */
+    gen_close(g);
     return NULL;
 }
 }
