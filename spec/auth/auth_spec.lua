@@ -308,6 +308,11 @@ describe("auth", function()
       local g = redis_cli("GET", "auth:rtg:" .. A.sha256_hex(u.refresh))
       assert.is_nil(g:find(r1.json.refreshToken, 1, true))
       assert.is_nil(g:find(r1.json.accessToken, 1, true))
+      -- and lives 10 seconds; the token records 30 days
+      local ttl = tonumber(redis_cli("TTL", "auth:rtg:" .. A.sha256_hex(u.refresh)))
+      assert.is_true(ttl >= 1 and ttl <= 10, tostring(ttl))
+      ttl = tonumber(redis_cli("TTL", "auth:rt:" .. A.sha256_hex(r1.json.refreshToken)))
+      assert.is_true(ttl > 30 * 86400 - 60 and ttl <= 30 * 86400, tostring(ttl))
       -- the new pair works and rotates once
       assert.are.equal(200, refresh(r1.json.refreshToken).status)
     end)
