@@ -27,14 +27,15 @@
 -- recovers the new refresh token, and the access token is re-signed from
 -- (user, iat) — signing is deterministic, so it is byte-for-byte the same.
 --
--- Login rate limits (fixed windows in Redis, counted on failures only):
+-- Login rate limits (fixed windows in Redis; an attempt is counted before the
+-- password is checked, atomically, and given back when it succeeds):
 --   rl:login:e:<sha256 hex of lower(email)>  LOGIN_MAX_FAILURES (5)
 --   rl:login:ip:<client address>              LOGIN_MAX_FAILURES_IP (20)
--- both over LOGIN_WINDOW_SECONDS (900). At the limit the next attempt is 429
--- with Retry-After (the window's remaining TTL) before any password work; a
--- successful login clears the email counter. The client address is
--- req:client_ip() (X-Forwarded-For / X-Real-IP from the proxy) or else the
--- connection's peer.
+-- both over LOGIN_WINDOW_SECONDS (900). After the limit the next attempt is
+-- 429 with Retry-After (the window's remaining TTL) before any password work;
+-- a successful login clears the email counter. The client address is the
+-- connection's peer, or what a trusted proxy forwarded (controller.lua,
+-- TRUSTED_PROXIES): a client cannot pick its own address.
 --
 -- Redis down: login/register/refresh/logout answer 503 (tokens cannot be
 -- issued or checked); access tokens keep working (shared/auth.lua does not
@@ -204,12 +205,18 @@ local function limit_keys(email, ip)
   return "rl:login:e:" .. sha_hex(email:lower()), "rl:login:ip:" .. (ip or "unknown")
 end
 
-local function check_limits(ek, ik)
-  local r = ok_or_503(redis.pipeline { { "GET", ek }, { "TTL", ek }, { "GET", ik }, { "TTL", ik } })
+-- Takes one attempt from both windows before any password work, atomically
+-- (INCR), so a burst of concurrent guesses cannot all pass a check made
+-- before the first of them is counted. Over the limit → 429, no work done.
+local function reserve_attempt(ek, ik)
+  local r = ok_or_503(redis.pipeline {
+    { "SET", ek, "0", "EX", WINDOW, "NX" }, { "INCR", ek }, { "TTL", ek },
+    { "SET", ik, "0", "EX", WINDOW, "NX" }, { "INCR", ik }, { "TTL", ik },
+  })
   local retry
-  if (tonumber(r[1]) or 0) >= MAX_FAILURES_EMAIL then retry = tonumber(r[2]) end
-  if (tonumber(r[3]) or 0) >= MAX_FAILURES_IP then
-    retry = math.max(retry or 0, tonumber(r[4]) or 0)
+  if (tonumber(r[2]) or 0) > MAX_FAILURES_EMAIL then retry = tonumber(r[3]) or WINDOW end
+  if (tonumber(r[5]) or 0) > MAX_FAILURES_IP then
+    retry = math.max(retry or 0, tonumber(r[6]) or WINDOW)
   end
   if retry then
     if retry < 1 then retry = 1 end
@@ -218,11 +225,13 @@ local function check_limits(ek, ik)
   end
 end
 
-local function count_failure(ek, ik)
-  ok_or_503(redis.pipeline {
-    { "SET", ek, "0", "EX", WINDOW, "NX" }, { "INCR", ek },
-    { "SET", ik, "0", "EX", WINDOW, "NX" }, { "INCR", ik },
-  })
+-- A successful login: the email's window starts over, and the attempt taken
+-- from the address's window is given back (only failures count there).
+local RELEASE = "if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('DECR', KEYS[2]) end "
+  .. "return redis.call('DEL', KEYS[1])"
+
+local function release_attempt(ek, ik)
+  ok_or_503(redis.call("EVAL", RELEASE, 2, ek, ik))
 end
 
 -- ---- accounts -----------------------------------------------------------
@@ -249,7 +258,7 @@ end
 
 function M.login(input, ip)
   local ek, ik = limit_keys(input.email, ip)
-  check_limits(ek, ik)
+  reserve_attempt(ek, ik)
   local row = db.query("SELECT " .. USER_COLS .. ", password_hash FROM users WHERE lower(email) = lower($1)",
     input.email)[1]
   local good
@@ -259,11 +268,8 @@ function M.login(input, ip)
     crypto.password_verify(dummy_hash(), input.password)
     good = false
   end
-  if not good then
-    count_failure(ek, ik)
-    invalid_credentials()
-  end
-  ok_or_503(redis.call("DEL", ek))
+  if not good then invalid_credentials() end
+  release_attempt(ek, ik)
   local tokens = M.issue(row.id)
   tokens.user = types.user(row)
   return tokens

@@ -50,21 +50,27 @@ local function raw_fields(row)
   return out
 end
 
+-- The ledger's averages (transaction.service.monthly_averages) passed
+-- through: amounts are json.null, not 0, when nothing was derived
+-- (basedOnMonths 0) — no data is not "no income". Without the transaction
+-- module (a deployment without the ledger) it is that same empty answer.
 local function inferred(uid)
   local ok, tx = pcall(require, "transaction.service")
   if not ok then
     if not tostring(tx):find("module 'transaction.service' not found", 1, true) then error(tx, 0) end
     tx = nil
   end
+  local a = {}
   if type(tx) == "table" and type(tx.monthly_averages) == "function" then
-    local a = tx.monthly_averages(uid) or {}
-    return {
-      monthlyIncome = tonumber(a.monthlyIncome) or 0,
-      monthlyExpense = tonumber(a.monthlyExpense) or 0,
-      basedOnMonths = tonumber(a.basedOnMonths) or 0,
-    }
+    a = tx.monthly_averages(uid) or {}
   end
-  return { monthlyIncome = 0, monthlyExpense = 0, basedOnMonths = 0 }
+  local months = tonumber(a.basedOnMonths) or 0
+  local function amount(v)
+    if months > 0 and type(v) == "number" then return v end
+    return json.null
+  end
+  return { monthlyIncome = amount(a.monthlyIncome), monthlyExpense = amount(a.monthlyExpense),
+           basedOnMonths = months }
 end
 
 local function completeness(fields)

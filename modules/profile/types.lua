@@ -118,8 +118,8 @@ end
 
 function validators.regionCode(v)
   if type(v) ~= "string" then return nil, "must be a region code string" end
-  local code = regions.normalize(v)
-  if not code then return nil, "is not a known region code (see GET /api/v1/regions)" end
+  local code, why = regions.normalize(v)
+  if not code then return nil, why end
   return code
 end
 

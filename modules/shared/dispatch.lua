@@ -37,18 +37,36 @@ function Request:header(name)
 end
 
 -- The client's address as the proxy saw it, or nil (used by rate limits).
--- The client's address. Forwarding headers are believed only behind a proxy
--- the operator declared (TRUST_PROXY=1): otherwise anyone could pick the
--- address a per-address rate limit counts. Falls back to the socket's peer.
-local trust_proxy = os.getenv("TRUST_PROXY") == "1"
+-- The client's address (rate limits count against it). X-Forwarded-For and
+-- X-Real-IP are set by whoever sends the request, so they are believed only
+-- when the connection comes from a trusted proxy: TRUSTED_PROXIES, a
+-- comma-separated list of addresses (default "127.0.0.1,::1", a proxy on the
+-- same host; empty trusts none). X-Forwarded-For is read from the right,
+-- skipping trusted proxies, so a client cannot choose its own address by
+-- prepending entries.
+local trusted = {}
+for a in (os.getenv("TRUSTED_PROXIES") or "127.0.0.1,::1"):gmatch("[^,%s]+") do
+  trusted[a] = true
+end
+
+local function plain(addr)
+  return addr and (addr:gsub("^::ffff:(%d+%.%d+%.%d+%.%d+)$", "%1")) or nil
+end
 
 function Request:client_ip()
-  if trust_proxy then
-    local fwd = self.headers["x-forwarded-for"]
-    if fwd then return (fwd:match("^%s*([^,%s]+)")) end
-    if self.headers["x-real-ip"] then return self.headers["x-real-ip"] end
+  local addr = plain(self.peer)
+  if not addr or not trusted[addr] then return addr end
+  local fwd = self.headers["x-forwarded-for"]
+  if fwd then
+    local hops = {}
+    for a in fwd:gmatch("[^,%s]+") do hops[#hops + 1] = plain(a) end
+    for i = #hops, 1, -1 do
+      addr = hops[i]
+      if not trusted[addr] then break end
+    end
+    return addr
   end
-  return self.peer
+  return plain(self.headers["x-real-ip"]) or addr
 end
 
 local function encode_problem(p, req_id)

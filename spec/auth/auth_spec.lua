@@ -144,7 +144,7 @@ describe("auth", function()
       assert.are.equal(a.json.detail, b.json.detail)
       assert.are.equal(a.json.title, b.json.title)
       -- and a malformed email or short password is just a wrong credential
-      assert_problem(A.login(srv, "not-an-email", A.PASSWORD), 401, "invalid_credentials")
+      assert_problem(A.login(srv, "not-an-email-" .. A.run_id, A.PASSWORD), 401, "invalid_credentials")
       assert_problem(A.login(srv, email, "short"), 401, "invalid_credentials")
     end)
 
@@ -189,10 +189,64 @@ describe("auth", function()
       assert.are.equal(200, A.login(srv, email, A.PASSWORD, A.ip()).status)
     end)
 
-    it("hashes on the threadpool: other requests are answered while 20 logins hash", function()
+    it("counts concurrent failures atomically: a burst of guesses gets no more tries than the limit", function()
+      local victim = A.email("burst")
+      assert.are.equal(201, A.register(srv, victim).status)
+      local body = string.format('{"email":"%s","password":"wrong password"}', victim)
       local socks = {}
-      local body = string.format('{"email":"%s","password":"%s"}', email, A.PASSWORD)
+      for i = 1, 8 do
+        local s = srv:connect(30)
+        s:send("POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" ..
+          "Content-Type: application/json\r\nX-Forwarded-For: " .. A.ip() .. "\r\nContent-Length: " .. #body ..
+          "\r\n\r\n" .. body)
+        socks[i] = s
+      end
+      local seen = {}
+      for _, s in ipairs(socks) do
+        local r = H.read_response(s, "POST")
+        seen[r.status] = (seen[r.status] or 0) + 1
+        s:close()
+      end
+      assert.are.same({ [401] = 3, [429] = 5 }, seen)
+    end)
+
+    it("reads X-Forwarded-For from the right: addresses a client prepends do not give it a new bucket", function()
+      local ip = A.ip()
+      for i = 1, 6 do
+        assert_problem(A.login(srv, A.email("xff" .. i), "wrong password", A.ip() .. ", " .. ip), 401,
+          "invalid_credentials")
+      end
+      assert_problem(A.login(srv, email, A.PASSWORD, A.ip() .. ", " .. ip), 429, "rate_limited")
+    end)
+
+    it("ignores X-Forwarded-For from a peer that is not a trusted proxy", function()
+      local key = "rl:login:ip:127.0.0.1"
+      redis_cli("DEL", key)
+      local direct = H.start { workers = 1, env = { TRUSTED_PROXIES = "", LOGIN_MAX_FAILURES = 100,
+                                                    LOGIN_MAX_FAILURES_IP = 3 } }
+      local ok, err = pcall(function()
+        for i = 1, 3 do
+          assert_problem(A.login(direct, A.email("direct" .. i), "wrong password", A.ip()), 401,
+            "invalid_credentials")
+        end
+        assert.are.equal("3", redis_cli("GET", key))
+        assert_problem(A.login(direct, email, A.PASSWORD, A.ip()), 429, "rate_limited")
+      end)
+      direct:stop()
+      redis_cli("DEL", key)
+      assert(ok, err)
+    end)
+
+    it("hashes on the threadpool: other requests are answered while 20 logins hash", function()
+      -- 20 accounts: concurrent attempts on one email count against its limit
+      local emails = {}
       for i = 1, 20 do
+        emails[i] = A.email("pool" .. i)
+        assert.are.equal(201, A.register(srv, emails[i]).status)
+      end
+      local socks = {}
+      for i = 1, 20 do
+        local body = string.format('{"email":"%s","password":"%s"}', emails[i], A.PASSWORD)
         local s = srv:connect(30)
         s:send("POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" ..
           "Content-Type: application/json\r\nX-Forwarded-For: " .. A.ip() .. "\r\nContent-Length: " .. #body ..
@@ -254,6 +308,11 @@ describe("auth", function()
       local g = redis_cli("GET", "auth:rtg:" .. A.sha256_hex(u.refresh))
       assert.is_nil(g:find(r1.json.refreshToken, 1, true))
       assert.is_nil(g:find(r1.json.accessToken, 1, true))
+      -- and lives 10 seconds; the token records 30 days
+      local ttl = tonumber(redis_cli("TTL", "auth:rtg:" .. A.sha256_hex(u.refresh)))
+      assert.is_true(ttl >= 1 and ttl <= 10, tostring(ttl))
+      ttl = tonumber(redis_cli("TTL", "auth:rt:" .. A.sha256_hex(r1.json.refreshToken)))
+      assert.is_true(ttl > 30 * 86400 - 60 and ttl <= 30 * 86400, tostring(ttl))
       -- the new pair works and rotates once
       assert.are.equal(200, refresh(r1.json.refreshToken).status)
     end)

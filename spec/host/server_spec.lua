@@ -410,13 +410,14 @@ end)
 describe("client address", function()
   it("believes X-Forwarded-For only behind a declared proxy", function()
     local direct = H.start { modules = false, fixtures = { "spec/host/fixtures" },
-                             env = { TRUST_PROXY = "0" } }
+                             env = { TRUSTED_PROXIES = "" } }
     local r = direct:request("GET", "/t/ip", { headers = { ["X-Forwarded-For"] = "203.0.113.9" } })
     direct:stop()
     assert.are.equal("127.0.0.1", r.json.ip)
     local proxied = H.start { modules = false, fixtures = { "spec/host/fixtures" } }
-    r = proxied:request("GET", "/t/ip", { headers = { ["X-Forwarded-For"] = "203.0.113.9, 10.0.0.1" } })
+    r = proxied:request("GET", "/t/ip", { headers = { ["X-Forwarded-For"] = "198.51.100.7, 203.0.113.9" } })
     proxied:stop()
+    -- read from the right: the entry the trusted proxy (loopback) appended
     assert.are.equal("203.0.113.9", r.json.ip)
   end)
 end)

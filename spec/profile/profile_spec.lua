@@ -40,7 +40,7 @@ describe("profile", function()
     assert.is_string(fields[field], field .. " in " .. r.body)
   end
 
-  it("GET on a new account: every field null, lists null, version 1, completeness 0, inferred zero", function()
+  it("GET on a new account: every field null, lists null, version 1, completeness 0, nothing inferred", function()
     local v = A.register(srv, A.email("fresh"))
     local r = get(v.token)
     assert.are.equal(200, r.status)
@@ -51,7 +51,7 @@ describe("profile", function()
     end
     assert.are.equal(1, p.version)
     assert.are.equal(0, p.completeness)
-    assert.are.same({ monthlyIncome = 0, monthlyExpense = 0, basedOnMonths = 0 }, p.inferred)
+    assert.are.same({ monthlyIncome = NULL, monthlyExpense = NULL, basedOnMonths = 0 }, p.inferred)
     assert.matches("^%d%d%d%d%-%d%d%-%d%dT", p.updatedAt)
   end)
 
@@ -115,7 +115,7 @@ describe("profile", function()
     assert.are.equal(5, r.json.version)
     r = put({ version = 99, completeness = 0, inferred = { monthlyIncome = 5 }, updatedAt = "x" }, v.token)
     assert.are.equal(5, r.json.version)
-    assert.are.equal(0, r.json.inferred.monthlyIncome)
+    assert.are.equal(NULL, r.json.inferred.monthlyIncome)
   end)
 
   it("validates birthDate: a real date, not in the future, age 14–100", function()
@@ -128,13 +128,20 @@ describe("profile", function()
     assert.are.equal(200, put({ birthDate = "2000-02-29" }).status)
   end)
 
-  it("validates regionCode against the regions table and stores old 강원/전북 codes as the new ones", function()
-    for _, bad in ipairs { "99999", "11999", "99", "1168", "116800", "abcde", 11680, "42999" } do
+  it("validates regionCode against the regions table and stores old codes as the current ones", function()
+    for _, bad in ipairs { "99999", "11999", "99", "1168", "116800", "abcde", 11680, "42999", "12" } do
       assert_422(put { regionCode = bad }, "regionCode")
+    end
+    -- real codes that name no single current 시군구: a 시 with 구, districts split in 2026
+    for _, bad in ipairs { "41110", "45110", "52110", "28110", "28260", "41590" } do
+      local r = put { regionCode = bad }
+      assert_422(r, "regionCode")
+      assert.is_truthy(r.json.errors[1].message:find("구", 1, true), bad)
     end
     local cases = { ["11680"] = "11680", ["11"] = "11", ["42110"] = "51110", ["42"] = "51",
                     ["45113"] = "52113", ["45"] = "52", ["52790"] = "52790", ["47720"] = "27720",
-                    ["36110"] = "36110", ["41192"] = "41192" }
+                    ["36110"] = "36110", ["41192"] = "41192", ["28140"] = "28125", ["28290"] = "28290",
+                    ["41597"] = "41597", ["12210"] = "29110", ["12110"] = "46110" }
     for given, stored in pairs(cases) do
       local r = put { regionCode = given }
       assert.are.equal(200, r.status, given)
@@ -198,6 +205,31 @@ describe("profile", function()
     r = srv:request("PUT", "/api/v1/profile", { body = '{"major":"' .. string.rep("x", 1100000) .. '"}', headers = {
       Authorization = "Bearer " .. u.token, ["Content-Type"] = "application/json" } })
     assert.are.equal(413, r.status)
+  end)
+
+  it("inferred comes from the ledger's last full months and never overwrites what the user typed", function()
+    local v = A.register(srv, A.email("inferred"))
+    assert.are.equal(200, put({ annualIncome = 40000000 }, v.token).status)
+    local month = "date_trunc('month', now() AT TIME ZONE 'Asia/Seoul')::date"
+    local rows = {
+      { "income", 3000000, "salary", month .. " - interval '1 month' + interval '4 days'" },
+      { "income", 3000000, "salary", month .. " - interval '2 months' + interval '4 days'" },
+      { "expense", 1000000, "housing", month .. " - interval '1 month' + interval '9 days'" },
+      { "expense", 777, "food", month }, -- the current month is not a full month: not counted
+    }
+    for _, r in ipairs(rows) do
+      H.sh("psql -XAtq " .. H.quote(os.getenv("DATABASE_URL")) .. " -c " .. H.quote(string.format(
+        "INSERT INTO transactions (user_id, type, amount, category, occurred_on) VALUES (%d, '%s', %d, '%s', (%s)::date)",
+        v.id, r[1], r[2], r[3], r[4])))
+    end
+    local p = get(v.token).json
+    assert.are.equal(40000000, p.annualIncome)
+    if io.open(H.root .. "/modules/transaction/service.lua") then
+      assert.are.same({ monthlyIncome = 3000000, monthlyExpense = 500000, basedOnMonths = 2 }, p.inferred)
+    else
+      -- without the ledger module the profile derives nothing (it never reads transactions itself)
+      assert.are.same({ monthlyIncome = NULL, monthlyExpense = NULL, basedOnMonths = 0 }, p.inferred)
+    end
   end)
 
   it("another user's token never sees or changes this profile", function()
@@ -266,13 +298,20 @@ describe("profile options and regions", function()
     table.sort(sido)
     assert.are.same({ "11", "26", "27", "28", "29", "30", "31", "36", "41", "43", "44", "46", "47", "48",
                       "50", "51", "52" }, sido)
-    assert.is_true(total >= 250, "only " .. total .. " 시군구")
+    assert.are.equal(256, total)
     assert.are.equal("강남구", codes["11680"].name)
+    assert.are.equal("서울특별시 강남구", codes["11680"].fullName)
     assert.are.equal("춘천시", codes["51110"].name)
-    assert.are.equal("전주시", codes["52110"].name)
+    assert.are.equal("전주시 완산구", codes["52111"].name)
+    assert.are.equal("전주시", codes["52111"].city)
     assert.are.equal("군위군", codes["27720"].name)
-    assert.are.equal("41110", codes["41111"].parentCode)
+    assert.are.equal("제물포구", codes["28125"].name)
+    assert.are.equal("화성시 동탄구", codes["41597"].name)
     assert.are.equal("서귀포시", codes["50130"].name)
+    -- a 시 with 구 is listed by its 구 only; districts replaced in 2026 are gone
+    for _, c in ipairs { "41110", "52110", "41590", "28110", "28140", "28260" } do
+      assert.is_nil(codes[c], c)
+    end
     -- 25 구 in Seoul
     local seoul = 0
     for c in pairs(codes) do if c:sub(1, 2) == "11" then seoul = seoul + 1 end end
