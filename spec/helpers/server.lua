@@ -18,11 +18,14 @@ local H = {}
 H.root = os.getenv("LIFEPLAN_ROOT") or (io.popen("pwd"):read("*l"))
 H.bin  = os.getenv("LIFEPLAN_BIN") or (H.root .. "/build/lifeplan")
 
+-- Runs a shell command; returns its output and exit status. (LuaJIT's
+-- popen:close() does not report the status, so the shell prints it last.)
 function H.sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
+  local p = io.popen("(" .. cmd .. ") 2>&1; echo \"__status=$?\"")
   local out = p:read("*a")
-  local ok, _, code = p:close()
-  return out, (ok and 0 or code)
+  p:close()
+  local code = tonumber(out:match("__status=(%d+)%s*$"))
+  return (out:gsub("__status=%d+%s*$", "")), code
 end
 
 function H.free_port()

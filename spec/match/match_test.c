@@ -595,6 +595,60 @@ static void property_forward(int rounds)
     }
 }
 
+/* Indexes over more than one ranking chunk (512 words): the layout, the
+ * word-order pruning and the bucketed dates and shares across chunks. */
+static void property_forward_large(int rounds)
+{
+    int bad_before = failed;
+    for (int round = 0; round < rounds && failed == bad_before; round++) {
+        int today = rand_date(2025, 2027);
+        size_t n = 33000 + (size_t)rn(12000);
+        pol_store *ps = calloc(n, sizeof *ps);
+        lp_policy *pol = calloc(n, sizeof *pol);
+        for (size_t i = 0; i < n; i++) {
+            rand_policy(&ps[i], (uint32_t)(n - i) * 7 + 3, today);
+            ps[i].p.regions = ps[i].p.nregions ? ps[i].regions : NULL;
+            pol[i] = ps[i].p;
+        }
+        lp_match_index *idx;
+        int rc = lp_match_index_build(&idx, pol, n, NULL);
+        CHECK(rc == 0);
+        if (rc) break;
+        enum { K = 200 };
+        lp_match_result *out = calloc(K, sizeof *out);
+        ref_item *items = calloc(n, sizeof *items); /* ref_match lists every match */
+        for (int j = 0; j < 12; j++) {
+            lp_profile pr;
+            rand_profile(&pr, (uint32_t)j, today, ps, n);
+            lp_match_query q = {&pr, today, 0, 0};
+            if (chance(70)) q.flags |= LP_MATCH_POSSIBLE;
+            if (chance(50)) q.flags |= LP_MATCH_SKIP_CLOSED;
+            if (chance(20)) q.categories = rand_set(5, 2);
+            size_t k = chance(30) ? K : (size_t)rn(40);
+            lp_match_stats st;
+            int got = lp_match_run(idx, &q, out, k, &st);
+            size_t re, rp;
+            size_t want = ref_match(pol, n, &q, items, k, &re, &rp);
+            CHECK(got == (int)want);
+            CHECK(st.eligible == re && st.possible == rp);
+            for (size_t i = 0; got >= 0 && i < (size_t)got && i < want; i++) {
+                int ok = out[i].policy_id == items[i].id && same_result(&out[i], &items[i].r);
+                CHECK(ok);
+                if (!ok) {
+                    fprintf(stderr, "large round %d profile %d rank %zu: policy %u vs %u\n", round,
+                            j, i, out[i].policy_id, items[i].id);
+                    break;
+                }
+            }
+        }
+        free(out);
+        free(items);
+        lp_match_index_release(idx);
+        free(ps);
+        free(pol);
+    }
+}
+
 static void property_reverse(int rounds)
 {
     int bad_before = failed;
@@ -1037,6 +1091,7 @@ int main(void)
     test_validation();
     test_slot_swap();
     property_forward(300);
+    property_forward_large(3);
     property_reverse(60);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
