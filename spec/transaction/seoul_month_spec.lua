@@ -134,6 +134,10 @@ describe("Seoul months", function()
       local avg = S.call(srv, u, "GET", "/t/ledger/averages").json
       -- (1,000,000 + 1,500,000 + 2,000,001) / 3 = 1,500,000.33 → 1,500,000
       assert.same({ monthlyIncome = 2800000, monthlyExpense = 1500000, basedOnMonths = 3 }, avg)
+      -- what the profile shows as `inferred`
+      local profile = S.call(srv, u, "GET", "/api/v1/profile")
+      assert.equal(200, profile.status)
+      assert.same(avg, profile.json.inferred)
     end)
 
     it("monthly_averages rounds to whole won over the months with data", function()
