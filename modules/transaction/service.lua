@@ -10,7 +10,8 @@
 -- time zone only decides what "now" is (the current month when ?month= is
 -- absent, the last three full months of monthly_averages). Korea has kept
 -- UTC+9 without daylight saving since 1988, so Seoul time is UTC + 9 h.
--- LIFEPLAN_NOW (an RFC 3339 instant) fixes the clock for tests.
+-- LIFEPLAN_NOW (an RFC 3339 instant) fixes the clock for tests; it is
+-- ignored when LIFEPLAN_ENV=production.
 --
 -- Other modules use:
 --   monthly_averages(user_id)        → {monthlyIncome, monthlyExpense, basedOnMonths}
@@ -61,7 +62,9 @@ M.parse_instant = parse_instant
 function M.seoul_today()
   local now = os.time()
   local fixed = os.getenv("LIFEPLAN_NOW")
-  if fixed and fixed ~= "" then now = parse_instant(fixed) or now end
+  if fixed and fixed ~= "" and os.getenv("LIFEPLAN_ENV") ~= "production" then
+    now = parse_instant(fixed) or now
+  end
   return os.date("!%Y-%m-%d", now + 9 * 3600)
 end
 

@@ -143,6 +143,7 @@ describe("budgets", function()
     { "amount a fraction",        { month = "2026-10", amount = 0.5 },             "amount" },
     { "amount a string",          { month = "2026-10", amount = "1000" },          "amount" },
     { "amount absurd",            { month = "2026-10", amount = 1e15 },            "amount" },
+    { "amount above 1e10",        { month = "2026-10", amount = 10000000001 },     "amount" },
   }
   for _, c in ipairs(bad) do
     it("rejects POST with " .. c[1] .. " (422), changing nothing", function()

@@ -45,6 +45,16 @@ describe("Seoul months", function()
     end
   end)
 
+  it("ignores LIFEPLAN_NOW in production", function()
+    local srv = H.start { fixtures = S.FIXTURES, env = { LIFEPLAN_NOW = "2001-01-01T00:00:00Z",
+      LIFEPLAN_ENV = "production", JWT_SECRET = string.rep("s", 48) } }
+    local res = srv:request("GET", "/t/ledger/today")
+    srv:stop()
+    assert.equal(200, res.status)
+    assert.are_not.equal("2001-01", res.json.month)
+    assert.truthy(res.json.month:match("^20%d%d%-%d%d$"))
+  end)
+
   describe("at 2026-10-31 23:30 KST", function()
     local srv, u, oct, nov
     setup(function()
