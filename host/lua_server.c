@@ -11,6 +11,11 @@
  *   server.generation()             the current script generation number
  *   server.worker()                 this worker's index (0-based)
  *   server.dev()                    true in development mode
+ *   server.serving()                true in a `lifeplan serve` worker once it
+ *                                   listens; false under `lifeplan run`,
+ *                                   `collect` and `jobs run` (background jobs
+ *                                   check it so a one-off command never
+ *                                   takes over the hosts' work)
  *
  * After a handler that streamed returns, the host ends the chunked body. */
 #include <lauxlib.h>
@@ -110,16 +115,18 @@ static int l_dev(lua_State *L)
     return 1;
 }
 
+static int l_serving(lua_State *L)
+{
+    lua_pushboolean(L, lp_host_from(L)->server != NULL);
+    return 1;
+}
+
 int luaopen_lp_server(lua_State *L)
 {
-    static const luaL_Reg fns[] = {{"stream", l_stream},
-                                   {"write", l_write},
-                                   {"client_alive", l_client_alive},
-                                   {"on", l_on},
-                                   {"generation", l_generation},
-                                   {"worker", l_worker},
-                                   {"dev", l_dev},
-                                   {NULL, NULL}};
+    static const luaL_Reg fns[] = {
+        {"stream", l_stream}, {"write", l_write},           {"client_alive", l_client_alive},
+        {"on", l_on},         {"generation", l_generation}, {"worker", l_worker},
+        {"dev", l_dev},       {"serving", l_serving},       {NULL, NULL}};
     lua_newtable(L);
     luaL_register(L, NULL, fns);
     return 1;

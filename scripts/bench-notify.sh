@@ -4,7 +4,7 @@
 #
 # Starts a throwaway PostgreSQL and Redis (scripts/services in a temp dir),
 # migrates, seeds PROFILES users with varied profiles (default 100000) and
-# one policy, then runs bench/notify_bench.lua through `lifeplan run` with
+# two policies (one with conditions, one everyone is eligible for), then runs bench/notify_bench.lua through `lifeplan run` with
 # the real notification module. Prints index build, reverse matching (with a
 # SQL filter as the baseline), insert and re-run (deduped) times.
 set -euo pipefail
@@ -47,7 +47,9 @@ SELECT u.id,
 INSERT INTO policies (source, external_id, title, category, region_codes, age_min, age_max,
                       employment_codes, apply_period, apply_start, apply_end, raw, content_hash)
 VALUES ('bench', 'bench-new', '청년 구직 활동 지원금', 'jobs', '{11,41}', 19, 34, '{unemployed,freelancer}',
-        'fixed', DATE '2026-01-01', DATE '2026-12-31', '{}', 'bench');
+        'fixed', DATE '2026-01-01', DATE '2026-12-31', '{}', 'bench'),
+       ('bench', 'bench-all', '전 국민 대상 정책', 'welfare', '{}', NULL, NULL, '{}',
+        'always', NULL, NULL, '{}', 'bench-all');
 ANALYZE;
 SQL
 

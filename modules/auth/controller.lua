@@ -8,7 +8,7 @@ return function(routes)
   end)
 
   routes:post("/api/v1/auth/login", function(req)
-    return 200, service.login(types.login(req:json()), req:client_ip() or req.peer)
+    return 200, service.login(types.login(req:json()), req:client_ip())
   end)
 
   routes:post("/api/v1/auth/refresh", function(req)

@@ -46,6 +46,7 @@ M.CHANNEL       = "policies_changed"
 M.DAILY_HOUR    = 9        -- Asia/Seoul
 M.STALE_MINUTES = 15
 M.OVERLAP       = "10 minutes" -- re-read policies this far behind the watermark
+M.PROFILE_CHUNK = 2500
 
 -- ---- clock ------------------------------------------------------------------
 
@@ -80,7 +81,8 @@ local function claimer()
                        server.worker())
 end
 
--- True when this task got the run (a new row, a failed run, or a stale one).
+-- True when this task got the run: a new row, a run that failed over a
+-- minute ago (not retried by every worker on every tick), or a stale one.
 function M.claim(job, key)
   local rows = db.query([[
     INSERT INTO job_runs (job, run_key, claimed_by) VALUES ($1, $2, $3)
@@ -90,7 +92,7 @@ function M.claim(job, key)
     UPDATE job_runs SET status = 'running', claimed_by = $3, claimed_at = now(),
                         finished_at = NULL, error = NULL
      WHERE job = $1 AND run_key = $2
-       AND (status = 'failed'
+       AND (status = 'failed' AND finished_at < now() - interval '1 minute'
             OR status = 'running' AND claimed_at < now() - make_interval(mins => $4))
     RETURNING job]], job, key, claimer(), M.STALE_MINUTES)
   return rows[1] ~= nil
@@ -141,9 +143,16 @@ function M.profile_index()
   local key = string.format("%s/%s/%s", k.n, k.m, k.u)
   local idx = match.profile_index()
   if idx and cache.get("notification:profiles") == key then return idx end
-  local rows = db.query("SELECT " .. PROFILE_COLS .. " FROM user_profiles ORDER BY user_id")
-  local list = {}
-  for i, r in ipairs(rows) do list[i] = profile_table(r) end
+  -- in keyset-paged chunks: decoding 100,000 rows at once would hold the
+  -- loop for over a second; a chunk takes a few tens of milliseconds
+  local list, after = {}, 0
+  while true do
+    local rows = db.query("SELECT " .. PROFILE_COLS .. " FROM user_profiles WHERE user_id > $1" ..
+                          " ORDER BY user_id LIMIT " .. M.PROFILE_CHUNK, after)
+    for _, r in ipairs(rows) do list[#list + 1] = profile_table(r) end
+    if #rows < M.PROFILE_CHUNK then break end
+    after = rows[#rows].user_id
+  end
   local ok, built = pcall(match.profiles, list)
   if not ok then
     -- one bad profile must not stop everyone's notifications: leave it out
@@ -165,50 +174,16 @@ end
 -- ---- policies → the engine's shape ---------------------------------------
 
 M.POLICY_COLS = [[id, title, category, region_codes, age_min, age_max, income_kind, income_min,
-  income_max, income_median_pct, income_monthly_max, income_year, employment_codes,
+  income_max, income_median_pct, income_monthly_max, income_year, income_text, employment_codes,
   education_codes, major_codes, special_codes, marital_status, housing_types, household_min,
   household_max, extra_conditions, apply_period, apply_start, apply_end]]
 
-local function nonempty(a)
-  if type(a) == "table" and #a > 0 then return a end
-  return nil
-end
-
--- A policies row → lp.match's policy table. Conditions the engine cannot
--- judge (free-text income, extra conditions, the "other" special target)
--- make everyone at best "possible", so nobody is told they are eligible.
+-- A policies row → lp.match's policy table: policy.service's mapping, so a
+-- notification says "eligible" exactly when recommend and the detail do.
+-- What the engine cannot judge (free-text income, extra conditions, the
+-- "other" special target) makes everyone at best "possible".
 function M.match_policy(p)
-  local t = {
-    id = p.id, category = p.category, regions = nonempty(p.region_codes),
-    ageMin = p.age_min, ageMax = p.age_max,
-    employment = nonempty(p.employment_codes), education = nonempty(p.education_codes),
-    major = nonempty(p.major_codes), maritalStatus = p.marital_status,
-    housingType = nonempty(p.housing_types),
-    householdMin = p.household_min, householdMax = p.household_max,
-    closed = p.apply_period == "closed",
-  }
-  if p.apply_period ~= "always" then
-    t.applyStart, t.applyEnd = p.apply_start, p.apply_end
-  end
-  local extra = type(p.extra_conditions) == "string" and p.extra_conditions:find("%S") ~= nil
-  if nonempty(p.special_codes) then
-    local special = {}
-    for _, c in ipairs(p.special_codes) do
-      if c == "other" then extra = true else special[#special + 1] = c end
-    end
-    t.specialStatus = nonempty(special)
-  end
-  if p.income_kind == "annual" then
-    t.incomeMin, t.incomeMax = p.income_min, p.income_max
-  elseif p.income_kind == "median" then
-    t.medianIncomePct, t.medianIncomeYear = p.income_median_pct, p.income_year
-  elseif p.income_kind == "monthly" then
-    t.monthlyWageMax = p.income_monthly_max
-  elseif p.income_kind == "text" then
-    extra = true
-  end
-  t.extraCondition = extra
-  return t
+  return require("policy.service").match_policy(p)
 end
 
 -- Reverse-matches one policy row against idx and notifies the eligible
@@ -312,6 +287,7 @@ local last_daily -- the Seoul date whose daily run this generation has seen to
 -- Every TICK_MS: the daily deadlines once it is 09:00 in Seoul, a catch-up
 -- policy_match, and the push retry sweep. Each part fails on its own.
 function M.tick()
+  if not server.serving() then return end -- a one-off command, not a host
   local today = M.today()
   if last_daily ~= today and seoul_hour() >= M.DAILY_HOUR then
     local ok, err = pcall(claimed, "deadlines", today, function() return M.deadlines { today = today } end)
@@ -324,6 +300,7 @@ function M.tick()
 end
 
 local function on_notify(payload)
+  if not server.serving() then return end
   local ok, err = pcall(M.policy_match)
   if not ok then
     log.warn { msg = "policy_match job failed", payload = payload, error = tostring(err) }
@@ -331,7 +308,9 @@ local function on_notify(payload)
 end
 
 -- Called while the controller loads: registers the NOTIFY listener and the
--- tick (neither does I/O now; both end with this script generation).
+-- tick (neither does I/O now; both end with this script generation). Both
+-- do nothing outside `lifeplan serve` (the collector's own process hears
+-- its NOTIFY too, and must not take the run from the hosts).
 function M.install()
   local tick_ms = tonumber(os.getenv("NOTIFY_TICK_MS") or "") or 60000
   db.listen(M.CHANNEL, on_notify)

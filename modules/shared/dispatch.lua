@@ -37,10 +37,18 @@ function Request:header(name)
 end
 
 -- The client's address as the proxy saw it, or nil (used by rate limits).
+-- The client's address. Forwarding headers are believed only behind a proxy
+-- the operator declared (TRUST_PROXY=1): otherwise anyone could pick the
+-- address a per-address rate limit counts. Falls back to the socket's peer.
+local trust_proxy = os.getenv("TRUST_PROXY") == "1"
+
 function Request:client_ip()
-  local fwd = self.headers["x-forwarded-for"]
-  if fwd then return (fwd:match("^%s*([^,%s]+)")) end
-  return self.headers["x-real-ip"]
+  if trust_proxy then
+    local fwd = self.headers["x-forwarded-for"]
+    if fwd then return (fwd:match("^%s*([^,%s]+)")) end
+    if self.headers["x-real-ip"] then return self.headers["x-real-ip"] end
+  end
+  return self.peer
 end
 
 local function encode_problem(p, req_id)

@@ -72,6 +72,9 @@ function H.start(opts)
     PORT = port, HOST = "127.0.0.1", MODULES_DIR = mods,
     OPENAPI_PATH = H.root .. "/spec/openapi.json",
     MIGRATIONS_DIR = H.root .. "/migrations",
+    -- Specs stand in for a proxy: X-Forwarded-For gives each simulated
+    -- client its own address (rate limits count per address).
+    TRUST_PROXY = "1",
   }
   for k, v in pairs(opts.env or {}) do env[k] = v end
   local parts = {}

@@ -407,6 +407,20 @@ describe("host process", function()
   end)
 end)
 
+describe("client address", function()
+  it("believes X-Forwarded-For only behind a declared proxy", function()
+    local direct = H.start { modules = false, fixtures = { "spec/host/fixtures" },
+                             env = { TRUST_PROXY = "0" } }
+    local r = direct:request("GET", "/t/ip", { headers = { ["X-Forwarded-For"] = "203.0.113.9" } })
+    direct:stop()
+    assert.are.equal("127.0.0.1", r.json.ip)
+    local proxied = H.start { modules = false, fixtures = { "spec/host/fixtures" } }
+    r = proxied:request("GET", "/t/ip", { headers = { ["X-Forwarded-For"] = "203.0.113.9, 10.0.0.1" } })
+    proxied:stop()
+    assert.are.equal("203.0.113.9", r.json.ip)
+  end)
+end)
+
 describe("readiness", function()
   it("is 503 naming redis while Redis is down, and 200 again once it is back", function()
     local dir = assert(os.getenv("LP_SERVICES_DIR"), "scripts/test exports LP_SERVICES_DIR")

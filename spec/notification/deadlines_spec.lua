@@ -19,7 +19,8 @@ describe("deadline notifications", function()
   end
 
   local function favourite(user, policy_id)
-    S.sql(string.format("INSERT INTO user_policies (user_id, policy_id) VALUES (%d, %d)", user.id, policy_id))
+    local res = srv:request("POST", "/api/v1/policies/" .. policy_id .. "/favorite", { headers = S.auth(user) })
+    assert.are.equal(204, res.status, res.body)
   end
 
   -- user's deadline notifications as "policy/daysLeft" strings, sorted

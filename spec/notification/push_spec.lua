@@ -18,6 +18,12 @@ describe("push webhook", function()
     return res.json.id
   end
 
+  -- one server at a time, whatever a failed test left behind
+  local function start(url)
+    if srv then srv:stop() end
+    srv = H.start { fixtures = S.FIXTURES, env = { PUSH_WEBHOOK_URL = url, NOTIFY_TICK_MS = 600000 } }
+  end
+
   local function row(id)
     return srv:request("GET", "/t/notify/row/" .. id).json
   end
@@ -36,7 +42,7 @@ describe("push webhook", function()
   end)
 
   it("POSTs the stored notification as JSON without delaying the request", function()
-    srv = H.start { fixtures = S.FIXTURES, env = { PUSH_WEBHOOK_URL = receiver.url, NOTIFY_TICK_MS = 600000 } }
+    start(receiver.url)
     user = S.register(srv, "push")
     -- the create request is answered before the gateway is served at all
     local id = create("budget:2026-11:total:100")
@@ -57,13 +63,11 @@ describe("push webhook", function()
     assert.is_string(body.createdAt)
     S.eventually(function() return row(id).pushed end, 10, "pushed_at")
     assert.are.equal(1, row(id).push_attempts)
-    srv:stop()
-    srv = nil
   end)
 
   it("loses nothing while the gateway is down and delivers on the retry sweep", function()
     local url = "http://127.0.0.1:" .. down_port .. "/push"
-    srv = H.start { fixtures = S.FIXTURES, env = { PUSH_WEBHOOK_URL = url, NOTIFY_TICK_MS = 600000 } }
+    start(url)
     user = S.register(srv, "pushdown")
     local id = create("budget:2026-11:total:80")
     assert.is_number(id)

@@ -119,6 +119,44 @@ function S.job_result(out)
   return last
 end
 
+-- ---- the collector ------------------------------------------------------
+
+local seq = 0
+-- A getPlcy (온통청년) record with a plcyNo unique to this run; `o`
+-- overrides fields (zipCd regions, sprtTrgtMin/MaxAge, jobCd, aplyPrdSeCd
+-- 0057001 fixed / 0057002 always / 0057003 closed with aplyYmd, ...).
+function S.record(o)
+  seq = seq + 1
+  local r = {
+    plcyNo = string.format("2098%09d%07d", tonumber(S.run_id), seq), plcyNm = "알림 테스트 정책",
+    plcyKywdNm = "보조금", plcyExplnCn = "알림 테스트용 청년 정책", lclsfNm = "일자리", mclsfNm = "취업",
+    plcySprtCn = "월 50만원 지원", sprvsnInstCdNm = "테스트시청", operInstCdNm = "",
+    aplyPrdSeCd = "0057002", aplyYmd = "", bizPrdBgngYmd = "", bizPrdEndYmd = "",
+    plcyAplyMthdCn = "온라인 신청", aplyUrlAddr = "", refUrlAddr1 = "", refUrlAddr2 = "",
+    sprtTrgtMinAge = "0", sprtTrgtMaxAge = "0", sprtTrgtAgeLmtYn = "N", mrgSttsCd = "0055003",
+    earnCndSeCd = "0043001", earnMinAmt = "0", earnMaxAmt = "0", earnEtcCn = "",
+    addAplyQlfcCndCn = "", ptcpPrpTrgtCn = "", zipCd = "", plcyMajorCd = "0011009",
+    jobCd = "0013010", schoolCd = "0049010", sbizCd = "0014010", inqCnt = "1",
+    frstRegDt = "2026-06-01 09:00:00", lastMdfcnDt = "2026-06-01 09:00:00",
+  }
+  for k, v in pairs(o or {}) do r[k] = v end
+  return r
+end
+
+-- `lifeplan collect --source FILE` over `records` → output, exit code.
+function S.collect(modules, records)
+  local file = H.tmpdir() .. "/getPlcy.json"
+  local f = assert(io.open(file, "w"))
+  f:write(json.encode { resultCode = 200, resultMessage = "ok",
+    result = { pagging = { totCount = #records, pageNum = 1, pageSize = #records },
+               youthPolicyList = records } })
+  f:close()
+  local out = H.sh("(env MODULES_DIR=" .. H.quote(modules) .. " " .. H.bin .. " collect --source " ..
+                   H.quote(file) .. " 2>&1; echo \"exit=$?\")")
+  local code = tonumber(out:match("exit=(%d+)%s*$"))
+  return out, code
+end
+
 -- ---- a webhook receiver -------------------------------------------------
 
 local Receiver = {}
