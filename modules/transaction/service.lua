@@ -10,7 +10,8 @@
 -- time zone only decides what "now" is (the current month when ?month= is
 -- absent, the last three full months of monthly_averages). Korea has kept
 -- UTC+9 without daylight saving since 1988, so Seoul time is UTC + 9 h.
--- LIFEPLAN_NOW (an RFC 3339 instant) fixes the clock for tests.
+-- LIFEPLAN_NOW (an RFC 3339 instant) fixes the clock for tests; it is
+-- ignored when LIFEPLAN_ENV=production.
 --
 -- Other modules use:
 --   monthly_averages(user_id)        → {monthlyIncome, monthlyExpense, basedOnMonths}
@@ -61,7 +62,9 @@ M.parse_instant = parse_instant
 function M.seoul_today()
   local now = os.time()
   local fixed = os.getenv("LIFEPLAN_NOW")
-  if fixed and fixed ~= "" then now = parse_instant(fixed) or now end
+  if fixed and fixed ~= "" and os.getenv("LIFEPLAN_ENV") ~= "production" then
+    now = parse_instant(fixed) or now
+  end
   return os.date("!%Y-%m-%d", now + 9 * 3600)
 end
 
@@ -76,19 +79,18 @@ local SUMMARY_SQL = [[
     FROM transactions
    WHERE user_id = $1 AND ]] .. IN_MONTH .. [[
 
-   GROUP BY GROUPING SETS ((type, category), (type))
+   GROUP BY type, category
    ORDER BY type, amount DESC, category]]
 
--- Grouped rows (per category, plus one per type with category NULL) → summary.
+-- PostgreSQL's per-category sums → the summary (the two type totals are
+-- the sums of at most 22 groups; a GROUPING SETS query doing it in SQL
+-- measured twice as slow).
 local function summary_of(rows)
   local s = { income = 0, expense = 0, byCategory = {} }
   for _, r in ipairs(rows) do
-    if r.category == nil then
-      s[r.type] = r.amount
-    else
-      s.byCategory[#s.byCategory + 1] =
-        { category = r.category, type = r.type, amount = r.amount, count = r.count }
-    end
+    s[r.type] = s[r.type] + r.amount
+    s.byCategory[#s.byCategory + 1] =
+      { category = r.category, type = r.type, amount = r.amount, count = r.count }
   end
   s.balance = s.income - s.expense
   s.byCategory = json.array(s.byCategory)

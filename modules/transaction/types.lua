@@ -20,7 +20,11 @@ local problem = require "shared.problem"
 
 local M = {}
 
-M.MAX_AMOUNT    = 1000000000000 -- 1조 원: beyond any household's single entry
+-- 100억 원: beyond any young household's single entry, and low enough that
+-- every sum the API reports stays exact: lp.json writes numbers with 14
+-- significant digits, and a month would need 10,000 maximal entries to
+-- pass 10^14.
+M.MAX_AMOUNT    = 10000000000
 M.MEMO_MAX      = 200
 M.DEFAULT_LIMIT = 100
 M.MAX_LIMIT     = 1000
