@@ -77,7 +77,8 @@ struct lp_pg_conn {
     int listener; /* the LISTEN slot                                     */
     pg_job *job;  /* in flight, oldest first (receiving), linked by next  */
     pg_job *job_tail;
-    int inflight; /* jobs in flight: more than one only when multiplexed */
+    int inflight;        /* jobs in flight: more than one only when multiplexed */
+    uint64_t head_since; /* uv_now when the oldest job in flight became it */
     pg_stmt stmts[LP_PG_STMT_CACHE];
     int nstmts;
     unsigned next_stmt_id;
@@ -554,9 +555,10 @@ static void job_start(lp_pg_conn *c, pg_job *j)
     PGconn *pg = c->pg;
     int first = c->job == NULL;
     j->next = NULL;
-    if (first)
+    if (first) {
         c->job = j;
-    else
+        c->head_since = uv_now(c->pool->loop);
+    } else
         c->job_tail->next = j;
     c->job_tail = j;
     c->inflight++;
@@ -632,6 +634,7 @@ static int unusable_error(const lp_pg_conn *c, const PGresult *r)
 /* Restarts the client-side guard for the job now at the head. */
 static void guard_head(lp_pg_conn *c)
 {
+    c->head_since = uv_now(c->pool->loop);
     if (c->job != NULL && c->job->run_timeout_ms > 0)
         uv_timer_start(&c->timer, on_run_timeout, (uint64_t)c->job->run_timeout_ms, 0);
     else
@@ -842,15 +845,20 @@ static void slot_idle(lp_pg_conn *c)
 
 /* An idle slot, else (queries and batches only) the unpinned slot with the
  * fewest jobs in flight below the pipeline depth whose jobs are all
- * queries or batches: never a pinned slot, the listener or one rolling back. */
+ * queries or batches: never a pinned slot, the listener or one rolling back.
+ * A slot whose oldest job has run for LP_PG_MUX_STALL_MS is skipped: work
+ * behind a slow statement would wait for it, so it waits in the queue (and
+ * its timeout) instead. */
 static lp_pg_conn *pick_slot(lp_pg_pool *p, int kind)
 {
     lp_pg_conn *best = NULL;
+    uint64_t now = uv_now(p->loop);
     for (int i = 0; i < p->size; i++) {
         lp_pg_conn *c = &p->slots[i];
         if (!slot_ready(c) || c->pinned) continue;
         if (c->job == NULL) return c;
         if (c->inflight < p->depth && (c->job->kind == J_QUERY || c->job->kind == J_BATCH) &&
+            now - c->head_since < LP_PG_MUX_STALL_MS &&
             (best == NULL || c->inflight < best->inflight))
             best = c;
     }
