@@ -1220,6 +1220,7 @@ void lp_pg_pool_stats(const lp_pg_pool *p, lp_pg_stats *out)
         const lp_pg_conn *c = &p->slots[i];
         out->open += slot_ready(c);
         out->busy += c->pinned || c->job != NULL;
+        out->inflight += c->inflight;
     }
     out->waiting = p->nwaiting;
     out->down = p->down;

@@ -82,6 +82,7 @@ typedef struct lp_pg_stats {
     int open;                 /* connected and usable (idle, busy or pinned)          */
     int busy;                 /* running a query or pinned by a caller                */
     int waiting;              /* requests queued for a free connection                */
+    int inflight;             /* jobs sent and not yet answered (all connections)     */
     int down;                 /* 1 while no connection can be made                    */
     unsigned long errors;     /* failed connects, broken connections, requests that
                                  ended LP_EUNAVAIL/LP_ETIMEDOUT/LP_EBUSY (not SQL
