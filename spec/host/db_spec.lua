@@ -248,6 +248,7 @@ describe("lp.db", function()
     local st = srv:request("GET", "/t/db/stats").json
     assert.are.equal(4, st.size)
     assert.is_true(st.open <= 4)
+    assert.are.equal(0, st.inflight) -- every multiplexed job was answered
   end)
 
   it("delivers NOTIFY to db.listen handlers, also after the listen connection breaks", function()
