@@ -1,11 +1,13 @@
 /* pg.c — the non-blocking PostgreSQL pool (see pg.h for the contract).
  *
  * Shape: a fixed array of slots, one connection each, plus one extra slot
- * for LISTEN. A slot is connecting, idle, running a job, pinned by a caller,
- * or down (waiting for its backoff timer). Every piece of work is a job — a
- * list of statements sent as one pipeline ending in a Sync — so a single
- * query, a batch, a transaction's statement, the internal ROLLBACK on
- * release and the LISTEN commands all share one send/receive path.
+ * for LISTEN. A slot is connecting, idle, running jobs (a FIFO: several
+ * when multiplexed, each ended by its own Sync, results routed in order),
+ * pinned by a caller, or down (waiting for its backoff timer). Every piece
+ * of work is a job — a list of statements sent as one pipeline segment
+ * ending in a Sync — so a single query, a batch, a transaction's statement,
+ * the internal ROLLBACK on release and the LISTEN commands all share one
+ * send/receive path.
  *
  * Re-entrancy: callbacks run from loop callbacks (poll, timers), never from
  * inside an API call, because a Lua binding resumes a coroutine from its

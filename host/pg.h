@@ -4,10 +4,13 @@
  * callback. No libpq call made here ever blocks the loop: connections are set
  * up with PQconnectStartParams/PQconnectPoll, are non-blocking
  * (PQsetnonblocking, PQflush with writable polling) and have their sockets
- * watched by uv_poll. Each request runs as one libpq pipeline (its statements
- * and a Sync in one write); between requests a connection leaves pipeline
- * mode so libpq parses what the server says unasked (NOTIFY, a FATAL before
- * it hangs up). Host names are resolved by libpq inside PQconnectStartParams
+ * watched by uv_poll. Each request runs as one libpq pipeline segment (its
+ * statements and a Sync in one write); once every connection is busy,
+ * further requests are multiplexed (see lp_pg_query). A connection with
+ * nothing in flight leaves pipeline mode so libpq parses what the server says
+ * unasked (NOTIFY, a FATAL before it hangs up). An ERROR from the server is
+ * the request's result; only FATAL/PANIC or a lost socket breaks the
+ * connection. Host names are resolved by libpq inside PQconnectStartParams
  * (getaddrinfo, blocking): use an IP address or a socket path in production
  * URLs, or a name that /etc/hosts answers.
  *
