@@ -32,6 +32,8 @@ typedef struct lp_config {
     int db_wait_timeout_ms;      /* DB_WAIT_TIMEOUT_MS, 2000 → 503                */
     int db_statement_timeout_ms; /* DB_STATEMENT_TIMEOUT_MS, 5000               */
     int db_connect_timeout_ms;   /* DB_CONNECT_TIMEOUT_MS, 2000                   */
+    int db_pipeline_depth;       /* DB_PIPELINE_DEPTH, 8: jobs in flight per
+                                    connection once every connection is busy     */
     /* Redis */
     char redis_url[512];  /* REDIS_URL, redis://127.0.0.1:6379             */
     int redis_timeout_ms; /* REDIS_TIMEOUT_MS, 1000                        */

@@ -851,7 +851,7 @@ static int l_listen(lua_State *L)
     return 1;
 }
 
-/* _stats() → {size, open, busy, waiting, down, errors, reconnects} */
+/* _stats() → {size, open, busy, waiting, inflight, down, errors, reconnects} */
 static int l_stats(lua_State *L)
 {
     lp_pg_pool *pool = pool_of(L);
@@ -866,6 +866,7 @@ static int l_stats(lua_State *L)
     F(open);
     F(busy);
     F(waiting);
+    F(inflight);
     F(errors);
     F(reconnects);
 #undef F

@@ -1,11 +1,13 @@
 /* pg.c — the non-blocking PostgreSQL pool (see pg.h for the contract).
  *
  * Shape: a fixed array of slots, one connection each, plus one extra slot
- * for LISTEN. A slot is connecting, idle, running a job, pinned by a caller,
- * or down (waiting for its backoff timer). Every piece of work is a job — a
- * list of statements sent as one pipeline ending in a Sync — so a single
- * query, a batch, a transaction's statement, the internal ROLLBACK on
- * release and the LISTEN commands all share one send/receive path.
+ * for LISTEN. A slot is connecting, idle, running jobs (a FIFO: several
+ * when multiplexed, each ended by its own Sync, results routed in order),
+ * pinned by a caller, or down (waiting for its backoff timer). Every piece
+ * of work is a job — a list of statements sent as one pipeline segment
+ * ending in a Sync — so a single query, a batch, a transaction's statement,
+ * the internal ROLLBACK on release and the LISTEN commands all share one
+ * send/receive path.
  *
  * Re-entrancy: callbacks run from loop callbacks (poll, timers), never from
  * inside an API call, because a Lua binding resumes a coroutine from its
@@ -56,7 +58,9 @@ struct pg_job {
 typedef struct pg_stmt {
     uint64_t hash;
     char *sql;
-    unsigned id; /* statement name is "lp<id>"                                    */
+    unsigned id;       /* statement name is "lp<id>"                              */
+    char name[16];     /* "lp<id>", formatted once                               */
+    pg_job *preparing; /* the job whose Parse is unanswered, NULL once prepared  */
 } pg_stmt;
 
 struct lp_pg_conn {
@@ -73,7 +77,10 @@ struct lp_pg_conn {
     int ever_connected;
     int attempts; /* failed connects in a row (backoff)                  */
     int listener; /* the LISTEN slot                                     */
-    pg_job *job;  /* in flight                                           */
+    pg_job *job;  /* in flight, oldest first (receiving), linked by next  */
+    pg_job *job_tail;
+    int inflight;        /* jobs in flight: more than one only when multiplexed */
+    uint64_t head_since; /* uv_now when the oldest job in flight became it */
     pg_stmt stmts[LP_PG_STMT_CACHE];
     int nstmts;
     unsigned next_stmt_id;
@@ -96,6 +103,7 @@ struct lp_pg_pool {
     char *url;
     char *options;
     int size;
+    int depth;         /* jobs in flight per connection (DB_PIPELINE_DEPTH)    */
     lp_pg_conn *slots; /* size pool slots + 1 listen slot                     */
     pg_job *qhead, *qtail;
     int nwaiting;
@@ -142,11 +150,6 @@ static lp_pg_conn *listen_slot(lp_pg_pool *p)
 static int slot_ready(const lp_pg_conn *c)
 {
     return c->pg != NULL && !c->connecting && !c->failed;
-}
-
-static int slot_idle_now(const lp_pg_conn *c)
-{
-    return slot_ready(c) && !c->pinned && c->job == NULL;
 }
 
 static int pool_open_count(const lp_pg_pool *p)
@@ -345,10 +348,16 @@ static pg_stmt *stmt_find(lp_pg_conn *c, const char *sql, uint64_t h)
     return NULL;
 }
 
-static void stmt_forget(lp_pg_conn *c, unsigned id)
+/* The answer to a Parse: the statement is usable by every job from now
+ * on, or forgotten (it failed or its job aborted before it). */
+static void stmt_prepared(lp_pg_conn *c, unsigned id, int ok)
 {
     for (int i = 0; i < c->nstmts; i++) {
         if (c->stmts[i].id != id) continue;
+        if (ok) {
+            c->stmts[i].preparing = NULL;
+            return;
+        }
         free(c->stmts[i].sql);
         c->stmts[i] = c->stmts[--c->nstmts];
         return;
@@ -526,6 +535,15 @@ static void slot_connect(lp_pg_conn *c)
 
 /* ---- running jobs ------------------------------------------------------- */
 
+/* Detaches every in-flight job from c (oldest first). */
+static pg_job *take_jobs(lp_pg_conn *c)
+{
+    pg_job *j = c->job;
+    c->job = c->job_tail = NULL;
+    c->inflight = 0;
+    return j;
+}
+
 static void on_run_timeout(uv_timer_t *t)
 {
     slot_broken(t->data, LP_ETIMEDOUT);
@@ -537,17 +555,26 @@ static void on_run_timeout(uv_timer_t *t)
 static void job_start(lp_pg_conn *c, pg_job *j)
 {
     PGconn *pg = c->pg;
-    c->job = j;
+    int first = c->job == NULL;
+    j->next = NULL;
+    if (first) {
+        c->job = j;
+        c->head_since = uv_now(c->pool->loop);
+    } else
+        c->job_tail->next = j;
+    c->job_tail = j;
+    c->inflight++;
     j->op = 0;
     j->nops = 0;
-    /* Pipeline mode only while a job runs: an idle connection in normal
-     * mode lets libpq parse what the server says unasked (NOTIFY, FATAL). */
-    int ok = PQenterPipelineMode(pg) == 1;
+    /* Pipeline mode only while jobs run: an idle connection in normal mode
+     * lets libpq parse what the server says unasked (NOTIFY, FATAL). Each job
+     * ends with its own Sync, so jobs multiplexed behind it are separate
+     * implicit transactions: an error aborts only up to its job's Sync. */
+    int ok = !first || PQenterPipelineMode(pg) == 1;
     for (int i = 0; i < j->n && ok; i++) {
         const lp_pg_query_spec *q = &j->q[i];
         uint64_t h = hash_sql(q->sql);
         pg_stmt *s = stmt_find(c, q->sql, h);
-        char name[24];
         if (s == NULL && c->nstmts < LP_PG_STMT_CACHE) {
             char *copy = strdup(q->sql);
             if (copy != NULL) {
@@ -555,15 +582,18 @@ static void job_start(lp_pg_conn *c, pg_job *j)
                 s->hash = h;
                 s->sql = copy;
                 s->id = ++c->next_stmt_id;
-                snprintf(name, sizeof(name), "lp%u", s->id);
-                ok = PQsendPrepare(pg, name, q->sql, 0, NULL);
+                s->preparing = j;
+                snprintf(s->name, sizeof(s->name), "lp%u", s->id);
+                ok = PQsendPrepare(pg, s->name, q->sql, 0, NULL);
                 j->ops[j->nops++] = (pg_op){OP_PREPARE, i, 0, s->id};
                 if (!ok) break;
             }
         }
+        /* A Parse another job sent may still fail or be skipped (its job
+         * aborted before it): run unnamed rather than depend on it. */
+        if (s != NULL && s->preparing != NULL && s->preparing != j) s = NULL;
         if (s != NULL) {
-            snprintf(name, sizeof(name), "lp%u", s->id);
-            ok = PQsendQueryPrepared(pg, name, q->nparams, q->params, NULL, NULL, 0);
+            ok = PQsendQueryPrepared(pg, s->name, q->nparams, q->params, NULL, NULL, 0);
         } else {
             ok = PQsendQueryParams(pg, q->sql, q->nparams, NULL, q->params, NULL, NULL, 0);
         }
@@ -575,13 +605,13 @@ static void job_start(lp_pg_conn *c, pg_job *j)
         ok = r >= 0;
         c->want_write = r == 1;
     }
-    if (ok) ok = watch_connected(c) == 0;
+    if (ok) ok = watch_connected(c) == 0; /* no syscall unless the events change */
     if (!ok) {
         c->failed = 1;
         kick(c->pool);
         return;
     }
-    if (j->run_timeout_ms > 0)
+    if (first && j->run_timeout_ms > 0)
         uv_timer_start(&c->timer, on_run_timeout, (uint64_t)j->run_timeout_ms, 0);
 }
 
@@ -593,11 +623,24 @@ static int run_timeout(const lp_pg_pool *p, int n)
     return st > 0 ? st * n + 1000 : 0;
 }
 
-static int unusable_sqlstate(const PGresult *r)
+/* The server ends a session with FATAL or PANIC (shutdown, terminated
+ * backend, protocol breakage); an ERROR — even SQLSTATE class 08 such as
+ * 08P01 for a Bind with the wrong number of parameters — leaves it usable. */
+static int unusable_error(const lp_pg_conn *c, const PGresult *r)
 {
-    const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    /* 08: connection exception; 57P0x: admin/crash shutdown, cannot connect now */
-    return s != NULL && (strncmp(s, "08", 2) == 0 || strncmp(s, "57P0", 4) == 0);
+    if (PQstatus(c->pg) == CONNECTION_BAD) return 1;
+    const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+    return sev != NULL && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0);
+}
+
+/* Restarts the client-side guard for the job now at the head. */
+static void guard_head(lp_pg_conn *c)
+{
+    c->head_since = uv_now(c->pool->loop);
+    if (c->job != NULL && c->job->run_timeout_ms > 0)
+        uv_timer_start(&c->timer, on_run_timeout, (uint64_t)c->job->run_timeout_ms, 0);
+    else
+        uv_timer_stop(&c->timer);
 }
 
 static void deliver_notifies(lp_pg_conn *c);
@@ -607,9 +650,18 @@ static void job_done(lp_pg_conn *c)
 {
     lp_pg_pool *p = c->pool;
     pg_job *j = c->job;
-    c->job = NULL;
-    uv_timer_stop(&c->timer);
+    c->job = j->next;
+    if (c->job == NULL) c->job_tail = NULL;
+    c->inflight--;
+    j->next = NULL;
     int status = j->status;
+    if (c->job != NULL) { /* multiplexed: the next job is already on the wire */
+        guard_head(c);
+        pump(p); /* room for a waiter on this connection */
+        job_finish(p, j, status);
+        return;
+    }
+    uv_timer_stop(&c->timer);
     if (PQexitPipelineMode(c->pg) != 1) { /* results we did not expect: not reusable */
         pg_close(c);
         if (!c->pinned) schedule_reconnect(c);
@@ -638,10 +690,12 @@ static void job_done(lp_pg_conn *c)
     job_finish(p, j, status);
 }
 
+/* Reads every result available, routing them to the in-flight jobs in the
+ * order they were sent; each Sync finishes one job. */
 static void process_results(lp_pg_conn *c)
 {
-    pg_job *j = c->job;
-    while (c->job == j && !PQisBusy(c->pg)) {
+    while (c->pg != NULL && c->job != NULL && !PQisBusy(c->pg)) {
+        pg_job *j = c->job;
         PGresult *r = PQgetResult(c->pg);
         if (r == NULL) {
             if (j->op < j->nops && j->ops[j->op].got) {
@@ -653,8 +707,8 @@ static void process_results(lp_pg_conn *c)
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_PIPELINE_SYNC) {
             PQclear(r);
-            job_done(c);
-            return;
+            job_done(c); /* callbacks may start, release or close: re-check */
+            continue;
         }
         if (j->op >= j->nops) { /* more results than statements: not ours */
             PQclear(r);
@@ -664,8 +718,8 @@ static void process_results(lp_pg_conn *c)
         pg_op *op = &j->ops[j->op];
         op->got = 1;
         int failed = st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK;
-        if (op->kind == OP_PREPARE && st != PGRES_COMMAND_OK) stmt_forget(c, op->id);
-        if (failed && st != PGRES_PIPELINE_ABORTED && unusable_sqlstate(r)) {
+        if (op->kind == OP_PREPARE) stmt_prepared(c, op->id, st == PGRES_COMMAND_OK);
+        if (failed && st != PGRES_PIPELINE_ABORTED && unusable_error(c, r)) {
             PQclear(r);
             slot_broken(c, LP_EUNAVAIL);
             return;
@@ -680,7 +734,7 @@ static void process_results(lp_pg_conn *c)
         else
             PQclear(r);
     }
-    if (PQstatus(c->pg) == CONNECTION_BAD) slot_broken(c, LP_EUNAVAIL);
+    if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_BAD) slot_broken(c, LP_EUNAVAIL);
 }
 
 /* A connection with nothing in flight must have nothing to say: anything
@@ -743,12 +797,16 @@ static void on_poll(uv_poll_t *h, int status, int events)
 static void slot_broken(lp_pg_conn *c, int status)
 {
     lp_pg_pool *p = c->pool;
-    pg_job *j = c->job;
-    c->job = NULL;
+    pg_job *j = take_jobs(c);
     p->errors++;
     pg_close(c);
     if (!c->pinned) schedule_reconnect(c);
-    if (j != NULL) job_finish(p, j, status);
+    /* the job at the head met the failure; those behind it lost their
+     * connection */
+    for (pg_job *next; j != NULL; j = next, status = LP_EUNAVAIL) {
+        next = j->next;
+        job_finish(p, j, status);
+    }
 }
 
 /* Drops a healthy connection that cannot be reused and opens a new one. */
@@ -787,14 +845,35 @@ static void slot_idle(lp_pg_conn *c)
     }
 }
 
+/* An idle slot, else (queries and batches only) the unpinned slot with the
+ * fewest jobs in flight below the pipeline depth whose jobs are all
+ * queries or batches: never a pinned slot, the listener or one rolling back.
+ * A slot whose oldest job has run for LP_PG_MUX_STALL_MS is skipped: work
+ * behind a slow statement would wait for it, so it waits in the queue (and
+ * its timeout) instead. */
+static lp_pg_conn *pick_slot(lp_pg_pool *p, int kind)
+{
+    lp_pg_conn *best = NULL;
+    uint64_t now = uv_now(p->loop);
+    for (int i = 0; i < p->size; i++) {
+        lp_pg_conn *c = &p->slots[i];
+        if (!slot_ready(c) || c->pinned) continue;
+        if (c->job == NULL) return c;
+        if (c->inflight < p->depth && (c->job->kind == J_QUERY || c->job->kind == J_BATCH) &&
+            now - c->head_since < LP_PG_MUX_STALL_MS &&
+            (best == NULL || c->inflight < best->inflight))
+            best = c;
+    }
+    return kind == J_QUERY || kind == J_BATCH ? best : NULL;
+}
+
 /* Hands idle slots to waiters in FIFO order. Sends at once; grants to
  * acquirers are reported from the defer timer. */
 static void pump(lp_pg_pool *p)
 {
     if (p->closing) return;
-    for (int i = 0; i < p->size && p->qhead != NULL; i++) {
-        lp_pg_conn *c = &p->slots[i];
-        if (!slot_idle_now(c)) continue;
+    lp_pg_conn *c;
+    while (p->qhead != NULL && (c = pick_slot(p, p->qhead->kind)) != NULL) {
         pg_job *j = dequeue(p);
         if (j->kind == J_ACQUIRE) {
             c->pinned = 1;
@@ -857,22 +936,19 @@ static int submit(lp_pg_pool *p, pg_job *j, int wait_ms)
         return LP_EUNAVAIL;
     }
     j->deadline = lp_now_ms() + wait_ms;
-    if (p->qhead == NULL) {
-        for (int i = 0; i < p->size; i++) {
-            lp_pg_conn *c = &p->slots[i];
-            if (!slot_idle_now(c)) continue;
-            if (j->kind == J_ACQUIRE) {
-                c->pinned = 1;
-                p->pinned_out++;
-                j->granted = c;
-                j->next = p->ready;
-                p->ready = j;
-                kick(p);
-            } else {
-                job_start(c, j);
-            }
-            return 0;
+    lp_pg_conn *c;
+    if (p->qhead == NULL && (c = pick_slot(p, j->kind)) != NULL) {
+        if (j->kind == J_ACQUIRE) {
+            c->pinned = 1;
+            p->pinned_out++;
+            j->granted = c;
+            j->next = p->ready;
+            p->ready = j;
+            kick(p);
+        } else {
+            job_start(c, j);
         }
+        return 0;
     }
     if (p->nwaiting >= LP_PG_MAX_WAITING) {
         free(j);
@@ -992,10 +1068,10 @@ void lp_pg_release(lp_pg_conn *c)
     }
     if (c->job != NULL || c->failed) {
         /* still talking: the answer would arrive on a reused connection */
-        pg_job *j = c->job;
-        c->job = NULL;
+        pg_job *j = take_jobs(c);
         slot_recycle(c);
-        if (j != NULL) {
+        for (pg_job *next; j != NULL; j = next) {
+            next = j->next;
             j->status = LP_ECLOSED;
             j->next = p->ready;
             p->ready = j;
@@ -1146,6 +1222,7 @@ void lp_pg_pool_stats(const lp_pg_pool *p, lp_pg_stats *out)
         const lp_pg_conn *c = &p->slots[i];
         out->open += slot_ready(c);
         out->busy += c->pinned || c->job != NULL;
+        out->inflight += c->inflight;
     }
     out->waiting = p->nwaiting;
     out->down = p->down;
@@ -1183,6 +1260,7 @@ int lp_pg_pool_open(lp_pg_pool **out, uv_loop_t *loop, const lp_config *cfg)
     p->loop = loop;
     p->cfg = cfg;
     p->size = cfg->db_pool_size;
+    p->depth = cfg->db_pipeline_depth > 0 ? cfg->db_pipeline_depth : 1;
     p->url = strdup(cfg->database_url);
     p->options = p->url ? build_options(p->url, cfg) : NULL;
     p->slots = calloc((size_t)p->size + 1, sizeof(*p->slots));
@@ -1276,10 +1354,12 @@ void lp_pg_pool_close(lp_pg_pool *p)
     }
     for (int i = 0; i <= p->size; i++) {
         lp_pg_conn *c = &p->slots[i];
-        pg_job *j = c->job;
-        c->job = NULL;
+        pg_job *j = take_jobs(c);
         pg_close(c);
-        if (j != NULL) job_finish(p, j, LP_ECLOSED);
+        for (pg_job *next; j != NULL; j = next) {
+            next = j->next;
+            job_finish(p, j, LP_ECLOSED);
+        }
     }
     /* listeners are freed with the pool: a notify callback may be the caller */
     for (pg_listen_entry *e = p->listeners; e != NULL; e = e->next)

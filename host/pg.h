@@ -4,10 +4,13 @@
  * callback. No libpq call made here ever blocks the loop: connections are set
  * up with PQconnectStartParams/PQconnectPoll, are non-blocking
  * (PQsetnonblocking, PQflush with writable polling) and have their sockets
- * watched by uv_poll. Each request runs as one libpq pipeline (its statements
- * and a Sync in one write); between requests a connection leaves pipeline
- * mode so libpq parses what the server says unasked (NOTIFY, a FATAL before
- * it hangs up). Host names are resolved by libpq inside PQconnectStartParams
+ * watched by uv_poll. Each request runs as one libpq pipeline segment (its
+ * statements and a Sync in one write); once every connection is busy,
+ * further requests are multiplexed (see lp_pg_query). A connection with
+ * nothing in flight leaves pipeline mode so libpq parses what the server says
+ * unasked (NOTIFY, a FATAL before it hangs up). An ERROR from the server is
+ * the request's result; only FATAL/PANIC or a lost socket breaks the
+ * connection. Host names are resolved by libpq inside PQconnectStartParams
  * (getaddrinfo, blocking): use an IP address or a socket path in production
  * URLs, or a name that /etc/hosts answers.
  *
@@ -45,6 +48,7 @@
 #define LP_PG_MAX_WAITING     4096 /* queued requests beyond this: LP_EBUSY     */
 #define LP_PG_BACKOFF_MAX_MS  2000
 #define LP_PG_PING_TIMEOUT_MS 1000
+#define LP_PG_MUX_STALL_MS    50 /* no multiplexing behind a job running longer */
 
 typedef struct lp_pg_pool lp_pg_pool;
 typedef struct lp_pg_conn lp_pg_conn; /* a connection pinned by lp_pg_acquire */
@@ -81,6 +85,7 @@ typedef struct lp_pg_stats {
     int open;                 /* connected and usable (idle, busy or pinned)          */
     int busy;                 /* running a query or pinned by a caller                */
     int waiting;              /* requests queued for a free connection                */
+    int inflight;             /* jobs sent and not yet answered (all connections)     */
     int down;                 /* 1 while no connection can be made                    */
     unsigned long errors;     /* failed connects, broken connections, requests that
                                  ended LP_EUNAVAIL/LP_ETIMEDOUT/LP_EBUSY (not SQL
@@ -95,15 +100,24 @@ typedef struct lp_pg_stats {
  * LP_ENOMEM. */
 int lp_pg_pool_open(lp_pg_pool **pool, uv_loop_t *loop, const lp_config *cfg);
 
-/* Runs one statement on a free connection (queued FIFO up to
- * cfg->db_wait_timeout_ms when all are busy → LP_ETIMEDOUT; queue full →
- * LP_EBUSY). sql and params are copied: the caller may free them on return.
- * Returns 0 (cb will run), LP_EINVAL, LP_ENOMEM, LP_EUNAVAIL (pool down),
- * LP_EBUSY or LP_ECLOSED. */
+/* Runs one statement on a free connection. When every connection is busy
+ * it is multiplexed: pipelined behind the work in flight on the least busy
+ * unpinned connection, each job ending with its own Sync (its own implicit
+ * transaction: an error in one does not touch its neighbours), up to
+ * cfg->db_pipeline_depth jobs per connection and never behind a job that
+ * has run for LP_PG_MUX_STALL_MS. Beyond that it is queued FIFO up to
+ * cfg->db_wait_timeout_ms (→ LP_ETIMEDOUT; queue full → LP_EBUSY). A
+ * statement that leaves a transaction open (BEGIN outside lp_pg_acquire) is
+ * not supported: jobs multiplexed behind it would run inside it. A broken
+ * connection fails all its in-flight jobs with LP_EUNAVAIL (the oldest with
+ * LP_ETIMEDOUT when the client-side guard fired). sql and params are copied: the caller may free
+ * them on return. Returns 0 (cb will run), LP_EINVAL, LP_ENOMEM, LP_EUNAVAIL (pool down), LP_EBUSY
+ * or LP_ECLOSED. */
 int lp_pg_query(lp_pg_pool *pool, const char *sql, int nparams, const char *const *params,
                 lp_pg_cb cb, void *data);
 
-/* Runs n statements as one pipeline (one round trip, one Sync): they run
+/* Runs n statements as one pipeline (one round trip, one Sync; placed like
+ * lp_pg_query): they run
  * in one implicit transaction, so a failing statement rolls back the ones
  * before it. Statements must be single commands (extended protocol). */
 int lp_pg_batch(lp_pg_pool *pool, const lp_pg_query_spec *q, int n, lp_pg_batch_cb cb, void *data);

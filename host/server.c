@@ -55,6 +55,7 @@ struct lp_conn {
     int reading;
     int in_process; /* inside process(): do not re-enter                  */
     int open_handles;
+    char peer[64]; /* the client's address, looked up once ("" until then) */
     lp_conn *next, *prev;
 };
 
@@ -218,13 +219,23 @@ const char *lp_request_header(const lp_request *req, const char *name, size_t *l
 
 int lp_request_peer(const lp_request *req, char *buf, size_t len)
 {
-    struct sockaddr_storage addr;
-    int alen = sizeof(addr);
-    if (req->conn == NULL || len == 0) return LP_ECLOSED;
-    if (uv_tcp_getpeername(&req->conn->tcp, (struct sockaddr *)&addr, &alen) != 0) return LP_EIO;
-    int rc = addr.ss_family == AF_INET6 ? uv_ip6_name((struct sockaddr_in6 *)&addr, buf, len)
-                                        : uv_ip4_name((struct sockaddr_in *)&addr, buf, len);
-    return rc == 0 ? 0 : LP_EIO;
+    lp_conn *c = req->conn;
+    if (c == NULL || len == 0) return LP_ECLOSED;
+    if (c->peer[0] == '\0') { /* once per connection: a syscall per request adds up */
+        struct sockaddr_storage addr;
+        int alen = sizeof(addr);
+        if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&addr, &alen) != 0) return LP_EIO;
+        int rc = addr.ss_family == AF_INET6
+                     ? uv_ip6_name((struct sockaddr_in6 *)&addr, c->peer, sizeof(c->peer))
+                     : uv_ip4_name((struct sockaddr_in *)&addr, c->peer, sizeof(c->peer));
+        if (rc != 0) {
+            c->peer[0] = '\0';
+            return LP_EIO;
+        }
+    }
+    if (strlen(c->peer) >= len) return LP_EIO;
+    strcpy(buf, c->peer);
+    return 0;
 }
 
 static void request_free(lp_request *req)
@@ -266,6 +277,15 @@ static int conn_write(lp_conn *c, char *buf, size_t len)
     }
     wr->buf = buf;
     uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+    /* Write at once when nothing is queued: uv_write would also finish in
+     * its callback next loop turn and re-arm the socket in epoll. */
+    int sent = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (sent == (int)len) {
+        free(buf);
+        free(wr);
+        return 0;
+    }
+    if (sent > 0) b = uv_buf_init(buf + sent, (unsigned)(len - (size_t)sent));
     int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, on_write);
     if (rc < 0) {
         free(buf);

@@ -83,11 +83,13 @@ static int pg_gauges(lp_host *h, char **buf, size_t *len, size_t *cap)
                      "# TYPE lifeplan_db_pool_open gauge\nlifeplan_db_pool_open %d\n"
                      "# TYPE lifeplan_db_pool_busy gauge\nlifeplan_db_pool_busy %d\n"
                      "# TYPE lifeplan_db_pool_waiting gauge\nlifeplan_db_pool_waiting %d\n"
+                     "# TYPE lifeplan_db_pool_inflight gauge\nlifeplan_db_pool_inflight %d\n"
                      "# TYPE lifeplan_db_up gauge\nlifeplan_db_up %d\n"
                      "# TYPE lifeplan_db_errors_total counter\nlifeplan_db_errors_total %lu\n"
                      "# TYPE lifeplan_db_reconnects_total counter\n"
                      "lifeplan_db_reconnects_total %lu\n",
-                     st.size, st.open, st.busy, st.waiting, !st.down, st.errors, st.reconnects);
+                     st.size, st.open, st.busy, st.waiting, st.inflight, !st.down, st.errors,
+                     st.reconnects);
     return lp_buf_append(buf, len, cap, line, (size_t)n);
 }
 

@@ -232,6 +232,13 @@ describe("lp.db", function()
     assert.are.equal("22012", j.sqlstate)
   end)
 
+  it("reports a parameter count mismatch as db_error 08P01, not unavailable", function()
+    local res = srv:request("GET", "/t/db/bind_mismatch")
+    assert.are.equal(200, res.status)
+    assert.are.same({ ok1 = false, code1 = "db_error", sqlstate1 = "08P01", ok2 = false,
+                      code2 = "db_error", sqlstate2 = "08P01", after = 3 }, res.json)
+  end)
+
   it("answers 200 concurrent requests on a pool of 4", function()
     local out = concurrent(srv, 200, function(i) return "/t/db/one?n=" .. i end)
     for i = 1, 200 do
@@ -241,6 +248,7 @@ describe("lp.db", function()
     local st = srv:request("GET", "/t/db/stats").json
     assert.are.equal(4, st.size)
     assert.is_true(st.open <= 4)
+    assert.are.equal(0, st.inflight) -- every multiplexed job was answered
   end)
 
   it("delivers NOTIFY to db.listen handlers, also after the listen connection breaks", function()

@@ -299,6 +299,7 @@ static void test_wait_timeout(void)
     lp_config cfg = base_cfg;
     cfg.db_pool_size = 1;
     cfg.db_wait_timeout_ms = 100;
+    cfg.db_pipeline_depth = 1; /* the queue, not a pipeline behind the sleep */
     lp_pg_pool *p = open_pool(&cfg);
     qres warm;
     CHECK(q_sync(p, "SELECT 1", 0, NULL, &warm) == 0);
@@ -441,6 +442,8 @@ static void test_pinned(void)
     CHECK(a.status == 0 && a.conn != NULL);
     CHECK(cq_sync(a.conn, "BEGIN", 0, NULL, &r) == 0);
     q_clear(&r);
+    CHECK(cq_sync(a.conn, "SET LOCAL lock_timeout = '1234ms'", 0, NULL, &r) == 0);
+    q_clear(&r);
     CHECK(cq_sync(a.conn, ins, 0, NULL, &r) == 0);
     q_clear(&r);
     /* the only connection is pinned: other work waits for it */
@@ -460,6 +463,8 @@ static void test_pinned(void)
     run_until(&a.done);
     CHECK(cq_sync(a.conn, "BEGIN", 0, NULL, &r) == 0);
     q_clear(&r);
+    CHECK(cq_sync(a.conn, "SET LOCAL lock_timeout = '1234ms'", 0, NULL, &r) == 0);
+    q_clear(&r);
     CHECK(cq_sync(a.conn, ins, 0, NULL, &r) == 0);
     q_clear(&r);
     lp_pg_release(a.conn);
@@ -475,6 +480,8 @@ static void test_pinned(void)
     int pid = atoi(val(&r, 0, 0));
     q_clear(&r);
     CHECK(cq_sync(a.conn, "BEGIN", 0, NULL, &r) == 0);
+    q_clear(&r);
+    CHECK(cq_sync(a.conn, "SET LOCAL lock_timeout = '1234ms'", 0, NULL, &r) == 0);
     q_clear(&r);
     CHECK(cq_sync(a.conn, "SELECT 1/0", 0, NULL, &r) == LP_EQUERY);
     q_clear(&r);
@@ -792,6 +799,266 @@ static void test_close_with_work(void)
     CHECK(uv_loop_alive(loop) == 0);
 }
 
+/* ---- multiplexing ------------------------------------------------------- */
+
+typedef struct ordered {
+    int next;  /* completions so far                                        */
+    int wrong; /* out of order, failed or a wrong value                     */
+} ordered;
+
+typedef struct ordered_q {
+    ordered *o;
+    int seq;
+} ordered_q;
+
+static void on_ordered(int status, PGresult *res, void *data)
+{
+    ordered_q *q = data;
+    if (status != 0 || q->seq != q->o->next || atoi(PQgetvalue(res, 0, 0)) != q->seq * 3)
+        q->o->wrong++;
+    q->o->next++;
+    PQclear(res);
+}
+
+static void test_multiplex_order(void)
+{
+    lp_config cfg = base_cfg;
+    cfg.db_pool_size = 1;
+    cfg.db_pipeline_depth = 16;
+    cfg.db_wait_timeout_ms = 20000;
+    lp_pg_pool *p = open_pool(&cfg);
+    qres r;
+    CHECK(q_sync(p, "SELECT pg_backend_pid()", 0, NULL, &r) == 0);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%s", val(&r, 0, 0));
+    q_clear(&r);
+    enum { N = 200 };
+    static ordered_q qs[N];
+    ordered o = {0};
+    for (int i = 0; i < N; i++) {
+        char num[16];
+        snprintf(num, sizeof(num), "%d", i);
+        const char *params[] = {num};
+        qs[i] = (ordered_q){&o, i};
+        /* alternate texts: a second statement is prepared while others are in flight */
+        const char *sql = i % 2 ? "SELECT $1::int * 3" : "SELECT $1::int + $1::int * 2";
+        CHECK(lp_pg_query(p, sql, 1, params, on_ordered, &qs[i]) == 0);
+    }
+    lp_pg_stats st;
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.inflight == 16);    /* one connection, 16 jobs on the wire */
+    CHECK(st.waiting == N - 16); /* the rest queued in order */
+    CHECK(run_until_n(&o.next, N));
+    CHECK(o.wrong == 0); /* every result reached its own job, in the order sent */
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.inflight == 0 && st.waiting == 0 && st.busy == 0 && st.reconnects == 0);
+    CHECK(q_sync(p, "SELECT pg_backend_pid()", 0, NULL, &r) == 0);
+    CHECK(strcmp(val(&r, 0, 0), pid) == 0); /* the same connection did it all */
+    q_clear(&r);
+    close_pool(p);
+}
+
+static const char *sqlstate(const PGresult *res)
+{
+    const char *s = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return s != NULL ? s : "<none>";
+}
+
+/* Neighbours on one connection: an error in one job (in its statements, its
+ * Bind or its Parse) leaves the jobs before and after it untouched. */
+static void test_multiplex_isolation(void)
+{
+    lp_config cfg = base_cfg;
+    cfg.db_pool_size = 1;
+    cfg.db_pipeline_depth = 16;
+    lp_pg_pool *p = open_pool(&cfg);
+    qres r;
+    CHECK(q_sync(p, "SELECT pg_backend_pid()", 0, NULL, &r) == 0);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%s", val(&r, 0, 0));
+    q_clear(&r);
+
+    const char *zero[] = {"0"}, *one[] = {"1"};
+    qres a = {0}, div = {0}, c = {0}, bind = {0}, e = {0}, after_abort = {0}, syn1 = {0},
+         syn2 = {0}, last = {0};
+    bres b = {0}, aborting = {0};
+    lp_pg_query_spec bq[] = {{"SELECT 'b1'", 0, NULL}, {"SELECT 'b2'", 0, NULL}};
+    /* the second statement's Parse is skipped: the first one fails */
+    lp_pg_query_spec abq[] = {{"SELECT 1/$1::int", 1, zero}, {"SELECT 'fresh' AS x", 0, NULL}};
+    CHECK(lp_pg_query(p, "SELECT 'a'", 0, NULL, on_q, &a) == 0);
+    CHECK(lp_pg_query(p, "SELECT 1/$1::int", 1, zero, on_q, &div) == 0);
+    CHECK(lp_pg_batch(p, bq, 2, on_batch, &b) == 0);
+    CHECK(lp_pg_query(p, "SELECT 'c'", 0, NULL, on_q, &c) == 0);
+    CHECK(lp_pg_query(p, "SELECT 'bind'", 1, one, on_q, &bind) == 0); /* one parameter too many */
+    CHECK(lp_pg_query(p, "SELECT 'e'", 0, NULL, on_q, &e) == 0);
+    CHECK(lp_pg_batch(p, abq, 2, on_batch, &aborting) == 0);
+    CHECK(lp_pg_query(p, "SELECT 'fresh' AS x", 0, NULL, on_q, &after_abort) == 0);
+    CHECK(lp_pg_query(p, "SELEC 'typo'", 0, NULL, on_q, &syn1) == 0);
+    CHECK(lp_pg_query(p, "SELEC 'typo'", 0, NULL, on_q, &syn2) == 0);
+    CHECK(lp_pg_query(p, "SELECT 'last'", 0, NULL, on_q, &last) == 0);
+    lp_pg_stats st;
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.inflight == 11 && st.waiting == 0);
+    run_until(&last.done);
+
+    CHECK(a.status == 0 && strcmp(val(&a, 0, 0), "a") == 0);
+    CHECK(div.status == LP_EQUERY && strcmp(sqlstate(div.res), "22012") == 0);
+    CHECK(b.status == 0 && b.n == 2);
+    CHECK(b.res[1] != NULL && strcmp(PQgetvalue(b.res[1], 0, 0), "b2") == 0);
+    CHECK(c.status == 0 && strcmp(val(&c, 0, 0), "c") == 0);
+    CHECK(bind.status == LP_EQUERY && strcmp(sqlstate(bind.res), "08P01") == 0);
+    CHECK(e.status == 0 && strcmp(val(&e, 0, 0), "e") == 0);
+    CHECK(aborting.status == LP_EQUERY && strcmp(sqlstate(aborting.res[0]), "22012") == 0);
+    CHECK(aborting.res[1] != NULL && PQresultStatus(aborting.res[1]) == PGRES_PIPELINE_ABORTED);
+    /* sent while the batch's Parse of the same text was unanswered */
+    CHECK(after_abort.status == 0 && strcmp(val(&after_abort, 0, 0), "fresh") == 0);
+    CHECK(syn1.status == LP_EQUERY && strcmp(sqlstate(syn1.res), "42601") == 0);
+    CHECK(syn2.status == LP_EQUERY && strcmp(sqlstate(syn2.res), "42601") == 0);
+    CHECK(last.status == 0 && strcmp(val(&last, 0, 0), "last") == 0);
+    q_clear(&a), q_clear(&div), q_clear(&c), q_clear(&bind), q_clear(&e);
+    q_clear(&after_abort), q_clear(&syn1), q_clear(&syn2), q_clear(&last);
+    bres_clear(&b), bres_clear(&aborting);
+
+    /* the text is prepared on its own now */
+    CHECK(q_sync(p, "SELECT 'fresh' AS x", 0, NULL, &r) == 0 &&
+          strcmp(val(&r, 0, 0), "fresh") == 0);
+    q_clear(&r);
+    CHECK(q_sync(p, "SELECT pg_backend_pid()", 0, NULL, &r) == 0);
+    CHECK(strcmp(val(&r, 0, 0), pid) == 0); /* no error broke the connection */
+    q_clear(&r);
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.reconnects == 0 && st.errors == 0);
+    close_pool(p);
+}
+
+/* A Bind with the wrong number of parameters is an ordinary ERROR (08P01),
+ * not a broken connection; also without multiplexing and in a batch. */
+static void test_bind_mismatch(void)
+{
+    lp_config cfg = base_cfg;
+    cfg.db_pool_size = 1;
+    cfg.db_pipeline_depth = 1;
+    lp_pg_pool *p = open_pool(&cfg);
+    qres r;
+    CHECK(q_sync(p, "SELECT pg_backend_pid()", 0, NULL, &r) == 0);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%s", val(&r, 0, 0));
+    q_clear(&r);
+    const char *nil[] = {NULL};
+    CHECK(q_sync(p, "SELECT 1", 1, nil, &r) == LP_EQUERY);
+    CHECK(strcmp(sqlstate(r.res), "08P01") == 0);
+    q_clear(&r);
+    CHECK(q_sync(p, "SELECT 1", 1, nil, &r) == LP_EQUERY); /* prepared this time */
+    CHECK(strcmp(sqlstate(r.res), "08P01") == 0);
+    q_clear(&r);
+    bres b = {0};
+    lp_pg_query_spec q[] = {{"SELECT 7", 0, NULL}, {"SELECT $1::int", 0, NULL}};
+    CHECK(lp_pg_batch(p, q, 2, on_batch, &b) == 0);
+    run_until(&b.done);
+    CHECK(b.status == LP_EQUERY && strcmp(sqlstate(b.res[1]), "08P01") == 0);
+    bres_clear(&b);
+    CHECK(q_sync(p, "SELECT pg_backend_pid()", 0, NULL, &r) == 0);
+    CHECK(strcmp(val(&r, 0, 0), pid) == 0);
+    q_clear(&r);
+    lp_pg_stats st;
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.reconnects == 0 && st.errors == 0);
+    close_pool(p);
+}
+
+/* A connection that breaks fails every job in flight on it. */
+static void test_multiplex_broken(void)
+{
+    lp_config cfg = base_cfg;
+    cfg.db_pool_size = 1;
+    cfg.db_pipeline_depth = 8;
+    lp_pg_pool *p = open_pool(&cfg), *killer = open_pool(&base_cfg);
+    qres r;
+    CHECK(q_sync(p, "SELECT pg_backend_pid()", 0, NULL, &r) == 0);
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%s", val(&r, 0, 0));
+    q_clear(&r);
+    qres slow = {0}, behind[3] = {{0}};
+    bres bb = {0};
+    lp_pg_query_spec bq[] = {{"SELECT 1", 0, NULL}, {"SELECT 2", 0, NULL}};
+    CHECK(lp_pg_query(p, "SELECT pg_sleep(10)", 0, NULL, on_q, &slow) == 0);
+    for (int i = 0; i < 3; i++)
+        CHECK(lp_pg_query(p, "SELECT 1", 0, NULL, on_q, &behind[i]) == 0);
+    CHECK(lp_pg_batch(p, bq, 2, on_batch, &bb) == 0);
+    lp_pg_stats st;
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.inflight == 5);
+    sleep_loop(100);
+    const char *params[] = {pid};
+    CHECK(q_sync(killer, "SELECT pg_terminate_backend($1::int)", 1, params, &r) == 0);
+    q_clear(&r);
+    run_until(&bb.done);
+    CHECK(slow.done && slow.status == LP_EUNAVAIL && slow.res == NULL);
+    for (int i = 0; i < 3; i++)
+        CHECK(behind[i].done && behind[i].status == LP_EUNAVAIL && behind[i].res == NULL);
+    CHECK(bb.status == LP_EUNAVAIL && bb.res[0] == NULL && bb.res[1] == NULL);
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.inflight == 0);
+    int ok = 0; /* and comes back by itself */
+    for (int i = 0; i < 100 && !ok; i++) {
+        int s = q_sync(p, "SELECT pg_backend_pid()", 0, NULL, &r);
+        ok = s == 0 && strcmp(val(&r, 0, 0), pid) != 0;
+        q_clear(&r);
+        if (!ok) sleep_loop(50);
+    }
+    CHECK(ok);
+    close_pool(killer);
+    close_pool(p);
+}
+
+/* A pinned connection never takes multiplexed work, and an acquirer waits
+ * for a connection with nothing in flight. */
+static void test_multiplex_pinned(void)
+{
+    lp_config cfg = base_cfg;
+    cfg.db_pool_size = 1;
+    cfg.db_pipeline_depth = 8;
+    lp_pg_pool *p = open_pool(&cfg);
+    qres r;
+    CHECK(q_sync(p, "SELECT 1", 0, NULL, &r) == 0);
+    q_clear(&r);
+    acq a = {0};
+    CHECK(lp_pg_acquire(p, on_acq, &a) == 0);
+    run_until(&a.done);
+    CHECK(a.status == 0 && a.conn != NULL);
+    CHECK(cq_sync(a.conn, "BEGIN", 0, NULL, &r) == 0);
+    q_clear(&r);
+    CHECK(cq_sync(a.conn, "SET LOCAL lock_timeout = '1234ms'", 0, NULL, &r) == 0);
+    q_clear(&r);
+    qres outside = {0};
+    CHECK(lp_pg_query(p, "SELECT current_setting('lock_timeout')", 0, NULL, on_q, &outside) == 0);
+    lp_pg_stats st;
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.waiting == 1 && st.inflight == 0);
+    sleep_loop(20);
+    CHECK(!outside.done);
+    lp_pg_release(a.conn); /* rolls back, then serves the waiter */
+    run_until(&outside.done);
+    CHECK(outside.status == 0 && strcmp(val(&outside, 0, 0), "0") == 0); /* not in the tx */
+    q_clear(&outside);
+
+    qres q1 = {0}, q2 = {0};
+    acq b = {0};
+    CHECK(lp_pg_query(p, "SELECT pg_sleep(0.05)", 0, NULL, on_q, &q1) == 0);
+    CHECK(lp_pg_acquire(p, on_acq, &b) == 0);
+    CHECK(lp_pg_query(p, "SELECT 2", 0, NULL, on_q, &q2) == 0);
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.inflight == 1 && st.waiting == 2); /* FIFO: the query waits behind the acquirer */
+    run_until(&b.done);
+    CHECK(b.status == 0 && q1.done && q1.status == 0 && !q2.done);
+    lp_pg_release(b.conn);
+    run_until(&q2.done);
+    CHECK(q2.status == 0);
+    q_clear(&q1);
+    q_clear(&q2);
+    close_pool(p);
+}
+
 int main(void)
 {
     const char *url = getenv("DATABASE_URL");
@@ -807,6 +1074,7 @@ int main(void)
     base_cfg.db_wait_timeout_ms = 2000;
     base_cfg.db_statement_timeout_ms = 5000;
     base_cfg.db_connect_timeout_ms = 2000;
+    base_cfg.db_pipeline_depth = 8;
 
     test_basic();
     test_injection_roundtrip();
@@ -821,6 +1089,11 @@ int main(void)
     test_listen();
     test_restart();
     test_close_with_work();
+    test_multiplex_order();
+    test_multiplex_isolation();
+    test_bind_mismatch();
+    test_multiplex_broken();
+    test_multiplex_pinned();
 
     uv_run(loop, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(loop) == 0);

@@ -166,6 +166,15 @@ return function(routes)
                   sqlstate = err.sqlstate }
   end)
 
+  -- more parameters than the statement takes: an ordinary SQL error (08P01)
+  routes:get("/t/db/bind_mismatch", function()
+    local ok1, e1 = pcall(db.query, "SELECT 1", json.null)
+    local ok2, e2 = pcall(db.batch, { { "SELECT 1" }, { "SELECT $1::int AS v", n = 1 } })
+    local rows = db.query("SELECT 3 AS v")
+    return 200, { ok1 = ok1, code1 = e1.code, sqlstate1 = e1.sqlstate, ok2 = ok2,
+                  code2 = e2.code, sqlstate2 = e2.sqlstate, after = rows[1].v }
+  end)
+
   routes:get("/t/db/sleep", function(req)
     db.query("SELECT pg_sleep($1::float8 / 1000)", tonumber(req.query.ms) or 10)
     return 200, { slept = true }
