@@ -36,7 +36,10 @@ function H.free_port()
 end
 
 function H.tmpdir()
-  return (H.sh("mktemp -d /tmp/lifeplan-spec.XXXXXX"):gsub("%s+$", ""))
+  -- Under the test run's own folder when scripts/test provides one, so its
+  -- cleanup removes exactly what this run made.
+  local base = os.getenv("LP_SPEC_TMP") or "/tmp"
+  return (H.sh("mktemp -d " .. base .. "/lifeplan-spec.XXXXXX"):gsub("%s+$", ""))
 end
 
 local function shell_quote(s)
