@@ -68,4 +68,19 @@ function M.detail_lines(d)
   return out
 end
 
+-- The context both named-policy flows start from: the asked policy's detail,
+-- or a fact saying why it is missing. → ctx, detail (nil when not found).
+function M.named_context(a)
+  local ctx = { policies = {}, facts = {}, text = a.text, asked = a.intent.policy }
+  if not require("chat.context").service("policy.service") then
+    ctx.facts[#ctx.facts + 1] = "정책 정보를 지금 불러올 수 없습니다."
+    return ctx
+  end
+  local d = M.find(a.user_id, a.intent.policy)
+  if not d then
+    ctx.facts[#ctx.facts + 1] = "사용자가 말한 정책을 찾지 못했습니다."
+  end
+  return ctx, d
+end
+
 return M

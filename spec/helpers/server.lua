@@ -28,6 +28,37 @@ function H.sh(cmd)
   return (out:gsub("__status=%d+%s*$", "")), code
 end
 
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+H.quote = shell_quote
+
+-- Runs SQL with psql against DATABASE_URL (test setup and inspection only);
+-- returns rows as arrays of column strings.
+function H.sql(query)
+  local f = os.tmpname()
+  local fh = assert(io.open(f, "w"))
+  fh:write(query)
+  fh:close()
+  local out, code = H.sh("psql -X -q -At -F '\t' -v ON_ERROR_STOP=1 " ..
+                         shell_quote(os.getenv("DATABASE_URL")) .. " -f " .. f)
+  os.remove(f)
+  assert(code == 0, "psql failed: " .. out)
+  local rows = {}
+  for line in out:gmatch("[^\n]+") do
+    local cols = {}
+    for c in (line .. "\t"):gmatch("([^\t]*)\t") do cols[#cols + 1] = c end
+    rows[#rows + 1] = cols
+  end
+  return rows
+end
+
+-- The first column of the first row, or nil.
+function H.sql_value(query)
+  local rows = H.sql(query)
+  return rows[1] and rows[1][1]
+end
+
 function H.free_port()
   local s = assert(socket.bind("127.0.0.1", 0))
   local _, port = s:getsockname()
@@ -42,10 +73,6 @@ function H.tmpdir()
   return (H.sh("mktemp -d " .. base .. "/lifeplan-spec.XXXXXX"):gsub("%s+$", ""))
 end
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-H.quote = shell_quote
 
 -- Builds a modules folder: modules/shared (+ the real modules) + fixtures.
 function H.modules_dir(opts)

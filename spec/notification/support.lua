@@ -12,29 +12,7 @@ S.FIXTURES = { "spec/notification/fixtures" }
 -- A random suffix so runs never collide in the shared test database.
 S.run_id = string.format("%d%04d", os.time() % 100000, math.random(0, 9999))
 
--- Runs SQL with psql; returns rows as arrays of column strings.
-function S.sql(query)
-  local f = os.tmpname()
-  local fh = assert(io.open(f, "w"))
-  fh:write(query)
-  fh:close()
-  local out, code = H.sh("psql -X -q -At -F '\t' -v ON_ERROR_STOP=1 " ..
-                         H.quote(os.getenv("DATABASE_URL")) .. " -f " .. f)
-  os.remove(f)
-  assert(code == 0, "psql failed: " .. out)
-  local rows = {}
-  for line in out:gmatch("[^\n]+") do
-    local cols = {}
-    for c in (line .. "\t"):gmatch("([^\t]*)\t") do cols[#cols + 1] = c end
-    rows[#rows + 1] = cols
-  end
-  return rows
-end
-
-function S.sql_value(query)
-  local rows = S.sql(query)
-  return rows[1] and rows[1][1]
-end
+S.sql, S.sql_value = H.sql, H.sql_value
 
 local n = 0
 -- Registers a user through the API → {id, token, email}.

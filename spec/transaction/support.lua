@@ -97,29 +97,7 @@ function S.concurrently(srv, reqs)
   return out
 end
 
--- Runs SQL with psql (inspection and time travel only); → rows of strings.
-function S.sql(query)
-  local f = os.tmpname()
-  local fh = assert(io.open(f, "w"))
-  fh:write(query)
-  fh:close()
-  local out, code = H.sh("psql -X -q -At -F '\t' -v ON_ERROR_STOP=1 " ..
-                         H.quote(os.getenv("DATABASE_URL")) .. " -f " .. f)
-  os.remove(f)
-  assert(code == 0, "psql failed: " .. out)
-  local rows = {}
-  for line in out:gmatch("[^\n]+") do
-    local cols = {}
-    for c in (line .. "\t"):gmatch("([^\t]*)\t") do cols[#cols + 1] = c end
-    rows[#rows + 1] = cols
-  end
-  return rows
-end
-
-function S.sql_value(query)
-  local rows = S.sql(query)
-  return rows[1] and rows[1][1]
-end
+S.sql, S.sql_value = H.sql, H.sql_value
 
 -- The user's budget notifications, oldest first: {dedupe_key, title, body, data}.
 function S.budget_notifications(user)

@@ -12,16 +12,8 @@ local M = {
 }
 
 function M.context(a)
-  local ctx = { policies = {}, facts = {}, text = a.text, asked = a.intent.policy }
-  if not C.service("policy.service") then
-    ctx.facts[#ctx.facts + 1] = "정책 정보를 지금 불러올 수 없습니다."
-    return ctx
-  end
-  local d = find.find(a.user_id, a.intent.policy)
-  if not d then
-    ctx.facts[#ctx.facts + 1] = "사용자가 말한 정책을 찾지 못했습니다."
-    return ctx
-  end
+  local ctx, d = find.named_context(a)
+  if not d then return ctx end
   local el = type(d.eligibility) == "table" and d.eligibility or {}
   local entry = C.policy_entry(d, { eligibility = el.status, reasons = C.reasons_text(el.reasons),
                                     missing = el.missingFields, details = find.detail_lines(d) })
