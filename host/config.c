@@ -55,6 +55,7 @@ void lp_config_load(lp_config *cfg)
     cfg->db_statement_timeout_ms = (int)env_long("DB_STATEMENT_TIMEOUT_MS", 5000, 0, 3600000);
     cfg->db_connect_timeout_ms = (int)env_long("DB_CONNECT_TIMEOUT_MS", 2000, 100, 600000);
     cfg->db_pipeline_depth = (int)env_long("DB_PIPELINE_DEPTH", 8, 1, 64);
+    cfg->db_pipeline_pack = (int)env_long("DB_PIPELINE_PACK", 0, 0, 64);
 
     env_str(cfg->redis_url, sizeof(cfg->redis_url), "REDIS_URL", "redis://127.0.0.1:6379");
     cfg->redis_timeout_ms = (int)env_long("REDIS_TIMEOUT_MS", 1000, 1, 600000);

@@ -34,6 +34,8 @@ typedef struct lp_config {
     int db_connect_timeout_ms;   /* DB_CONNECT_TIMEOUT_MS, 2000                   */
     int db_pipeline_depth;       /* DB_PIPELINE_DEPTH, 8: jobs in flight per
                                     connection once every connection is busy     */
+    int db_pipeline_pack;        /* DB_PIPELINE_PACK, 0: jobs queued on a busy
+                                    connection before an idle one is used        */
     /* Redis */
     char redis_url[512];  /* REDIS_URL, redis://127.0.0.1:6379             */
     int redis_timeout_ms; /* REDIS_TIMEOUT_MS, 1000                        */

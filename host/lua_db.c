@@ -130,9 +130,20 @@ static void param_text(lua_State *L, int idx, const char **out)
             snprintf(buf, sizeof(buf), "NaN");
         else if (isinf(v))
             snprintf(buf, sizeof(buf), v > 0 ? "Infinity" : "-Infinity");
-        else if (v == floor(v) && fabs(v) < 9.2e18)
-            snprintf(buf, sizeof(buf), "%lld", (long long)v);
-        else
+        else if (v == floor(v) && fabs(v) < 9.2e18) {
+            /* integers by hand: the common case, and snprintf is costly */
+            long long iv = (long long)v;
+            unsigned long long u = iv < 0 ? 0ULL - (unsigned long long)iv : (unsigned long long)iv;
+            char *e = buf + sizeof(buf) - 1, *d = e;
+            *e = '\0';
+            do
+                *--d = (char)('0' + u % 10);
+            while ((u /= 10) != 0);
+            if (iv < 0) *--d = '-';
+            lua_pushlstring(L, d, (size_t)(e - d));
+            *out = lua_tostring(L, -1);
+            return;
+        } else
             snprintf(buf, sizeof(buf), "%.17g", v);
         lua_pushstring(L, buf);
         *out = lua_tostring(L, -1);

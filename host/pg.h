@@ -49,6 +49,7 @@
 #define LP_PG_BACKOFF_MAX_MS  2000
 #define LP_PG_PING_TIMEOUT_MS 1000
 #define LP_PG_MUX_STALL_MS    50 /* no multiplexing behind a job running longer */
+#define LP_PG_PACK_STALL_MS   2  /* no packing behind a job running longer      */
 
 typedef struct lp_pg_pool lp_pg_pool;
 typedef struct lp_pg_conn lp_pg_conn; /* a connection pinned by lp_pg_acquire */
@@ -105,7 +106,10 @@ int lp_pg_pool_open(lp_pg_pool **pool, uv_loop_t *loop, const lp_config *cfg);
  * unpinned connection, each job ending with its own Sync (its own implicit
  * transaction: an error in one does not touch its neighbours), up to
  * cfg->db_pipeline_depth jobs per connection and never behind a job that
- * has run for LP_PG_MUX_STALL_MS. Beyond that it is queued FIFO up to
+ * has run for LP_PG_MUX_STALL_MS. With cfg->db_pipeline_pack > 0 it is
+ * instead packed first onto the busiest connection with fewer jobs than
+ * that in flight (behind a head younger than LP_PG_PACK_STALL_MS), before an
+ * idle connection is used. Beyond that it is queued FIFO up to
  * cfg->db_wait_timeout_ms (→ LP_ETIMEDOUT; queue full → LP_EBUSY). A
  * statement that leaves a transaction open (BEGIN outside lp_pg_acquire) is
  * not supported: jobs multiplexed behind it would run inside it. A broken

@@ -190,10 +190,38 @@ static const char *http_date(lp_server *s)
     return s->date;
 }
 
+/* Writes v as `digits` lowercase hex digits (the low ones). */
+static void put_hex(char *out, uint64_t v, int digits)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = digits - 1; i >= 0; i--, v >>= 4)
+        out[i] = hex[v & 15];
+}
+
+/* Decimal digits of v into out (room for 20); returns how many. */
+static size_t put_dec(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* 12 hex digits of the worker's prefix and 8 of a sequence: 20 characters
+ * (the hot path formats them by hand rather than through snprintf). */
 static void make_request_id(lp_server *s, char *out, size_t size)
 {
-    snprintf(out, size, "%012llx%08llx", (unsigned long long)(s->id_prefix & 0xffffffffffffULL),
-             (unsigned long long)(++s->id_seq & 0xffffffffULL));
+    if (size < 21) {
+        if (size) out[0] = '\0';
+        return;
+    }
+    put_hex(out, s->id_prefix & 0xffffffffffffULL, 12);
+    put_hex(out + 12, ++s->id_seq & 0xffffffffULL, 8);
+    out[20] = '\0';
 }
 
 /* A client-sent X-Request-Id is echoed only if it is short and plain. */
@@ -324,11 +352,18 @@ static int build_head(lp_request *req, lp_server *s, int status, const lp_header
                       int chunked, size_t content_length, int closing, char **out, size_t *outlen,
                       size_t *outcap)
 {
-    char line[256];
-    int w = snprintf(line, sizeof(line),
-                     "HTTP/1.1 %d %s\r\nServer: lifeplan\r\nDate: %s\r\nX-Request-Id: %s\r\n",
-                     status, lp_http_reason(status), http_date(s), req->id);
-    if (lp_buf_append(out, outlen, outcap, line, (size_t)w)) return LP_ENOMEM;
+    char num[24];
+    const char *reason = lp_http_reason(status), *date = http_date(s);
+    size_t w = put_dec(num, (uint64_t)(status > 0 ? status : 0));
+    if (lp_buf_append(out, outlen, outcap, "HTTP/1.1 ", 9) ||
+        lp_buf_append(out, outlen, outcap, num, w) || lp_buf_append(out, outlen, outcap, " ", 1) ||
+        lp_buf_append(out, outlen, outcap, reason, strlen(reason)) ||
+        lp_buf_append(out, outlen, outcap, "\r\nServer: lifeplan\r\nDate: ", 26) ||
+        lp_buf_append(out, outlen, outcap, date, strlen(date)) ||
+        lp_buf_append(out, outlen, outcap, "\r\nX-Request-Id: ", 16) ||
+        lp_buf_append(out, outlen, outcap, req->id, strlen(req->id)) ||
+        lp_buf_append(out, outlen, outcap, "\r\n", 2))
+        return LP_ENOMEM;
     for (int i = 0; i < n; i++) {
         /* Header values from scripts must not smuggle a second header. */
         if (memchr(hdrs[i].value, '\r', hdrs[i].value_len) ||
@@ -342,13 +377,16 @@ static int build_head(lp_request *req, lp_server *s, int status, const lp_header
             lp_buf_append(out, outlen, outcap, "\r\n", 2))
             return LP_ENOMEM;
     }
-    if (chunked)
-        w = snprintf(line, sizeof(line), "Transfer-Encoding: chunked\r\n");
-    else if (status == 204 || status == 304)
-        w = 0;
-    else
-        w = snprintf(line, sizeof(line), "Content-Length: %zu\r\n", content_length);
-    if (w && lp_buf_append(out, outlen, outcap, line, (size_t)w)) return LP_ENOMEM;
+    if (chunked) {
+        if (lp_buf_append(out, outlen, outcap, "Transfer-Encoding: chunked\r\n", 28))
+            return LP_ENOMEM;
+    } else if (status != 204 && status != 304) {
+        w = put_dec(num, content_length);
+        if (lp_buf_append(out, outlen, outcap, "Content-Length: ", 16) ||
+            lp_buf_append(out, outlen, outcap, num, w) ||
+            lp_buf_append(out, outlen, outcap, "\r\n", 2))
+            return LP_ENOMEM;
+    }
     if (closing && lp_buf_append(out, outlen, outcap, "Connection: close\r\n", 19))
         return LP_ENOMEM;
     return lp_buf_append(out, outlen, outcap, "\r\n", 2);
@@ -387,8 +425,13 @@ void lp_request_respond(lp_request *req, int status, const lp_header *hdrs, int 
     req->status = status;
     if (status == 204 || status == 304) len = 0;
     if (c != NULL) {
-        char *out = NULL;
-        size_t olen = 0, ocap = 0;
+        /* one allocation: the head is a few hundred bytes plus the headers */
+        size_t ocap = 384 + (req->head ? 0 : len);
+        for (int i = 0; i < nhdrs; i++)
+            ocap += hdrs[i].name_len + hdrs[i].value_len + 4;
+        char *out = malloc(ocap);
+        size_t olen = 0;
+        if (out == NULL) ocap = 0;
         int closing = conn_should_close(c, req);
         if (build_head(req, req->server, status, hdrs, nhdrs, 0, len, closing, &out, &olen,
                        &ocap) == 0 &&
@@ -618,7 +661,11 @@ static int cb_headers_complete(llhttp_t *p)
     lp_request *r = c->req;
     const lp_config *cfg = c->srv->cfg;
 
-    snprintf(r->method, sizeof(r->method), "%s", llhttp_method_name(llhttp_get_method(p)));
+    const char *method = llhttp_method_name(llhttp_get_method(p));
+    size_t mlen = strlen(method);
+    if (mlen >= sizeof(r->method)) mlen = sizeof(r->method) - 1;
+    memcpy(r->method, method, mlen);
+    r->method[mlen] = '\0';
     r->head = strcmp(r->method, "HEAD") == 0;
     if (r->hbuf == NULL && lp_buf_append(&r->hbuf, &r->hbuf_len, &r->hbuf_cap, "", 1)) return -1;
     r->headers = calloc((size_t)c->nhoffs + 1, sizeof(lp_header));

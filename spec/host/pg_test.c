@@ -1011,6 +1011,78 @@ static void test_multiplex_broken(void)
     close_pool(p);
 }
 
+/* Waits until every connection of p is open. */
+static int all_open(lp_pg_pool *p, int size)
+{
+    lp_pg_stats st;
+    for (int i = 0; i < 300; i++) {
+        lp_pg_pool_stats(p, &st);
+        if (st.open == size) return 1;
+        sleep_loop(10);
+    }
+    return 0;
+}
+
+/* DB_PIPELINE_PACK: queries fill a busy connection up to the pack before an
+ * idle one is used (the default spreads them); never behind a head that has
+ * run for LP_PG_PACK_STALL_MS; pinned work still gets an idle connection. */
+static void test_pack(void)
+{
+    lp_config cfg = base_cfg;
+    cfg.db_pool_size = 4;
+    cfg.db_pipeline_depth = 8;
+    for (int pack = 0; pack <= 4; pack += 4) {
+        cfg.db_pipeline_pack = pack;
+        lp_pg_pool *p = open_pool(&cfg);
+        CHECK(all_open(p, 4));
+        enum { N = 12 };
+        qres qs[N];
+        char nums[N][8];
+        memset(qs, 0, sizeof(qs));
+        int done = 0;
+        for (int i = 0; i < N; i++) {
+            snprintf(nums[i], sizeof(nums[i]), "%d", i);
+            const char *params[] = {nums[i]};
+            CHECK(lp_pg_query(p, "SELECT $1::int * 2", 1, params, on_q, &qs[i]) == 0);
+        }
+        lp_pg_stats st;
+        lp_pg_pool_stats(p, &st);
+        CHECK(st.inflight == N && st.waiting == 0);
+        CHECK(st.busy == (pack ? N / pack : 4)); /* packed 4+4+4, spread 3+3+3+3 */
+        for (int i = 0; i < N; i++) {
+            run_until(&qs[i].done);
+            CHECK(qs[i].status == 0 && atoi(val(&qs[i], 0, 0)) == i * 2);
+            done += qs[i].done;
+            q_clear(&qs[i]);
+        }
+        CHECK(done == N);
+        close_pool(p);
+    }
+
+    cfg.db_pipeline_pack = 8;
+    lp_pg_pool *p = open_pool(&cfg);
+    CHECK(all_open(p, 4));
+    qres slow = {0}, quick = {0}, fast = {0};
+    CHECK(lp_pg_query(p, "SELECT pg_sleep(0.5)", 0, NULL, on_q, &slow) == 0);
+    CHECK(lp_pg_query(p, "SELECT 'fast'", 0, NULL, on_q, &fast) == 0); /* packed behind it */
+    sleep_loop(LP_PG_PACK_STALL_MS + 20);
+    CHECK(lp_pg_query(p, "SELECT 'quick'", 0, NULL, on_q, &quick) == 0);
+    lp_pg_stats st;
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.busy == 2); /* not behind the sleeping head: an idle connection */
+    acq a = {0};
+    CHECK(lp_pg_acquire(p, on_acq, &a) == 0); /* a transaction never packs */
+    run_until(&quick.done);
+    CHECK(quick.status == 0 && !slow.done && !fast.done);
+    run_until(&a.done);
+    CHECK(a.status == 0 && !slow.done);
+    lp_pg_release(a.conn);
+    run_until(&fast.done);
+    CHECK(slow.done && slow.status == 0 && fast.status == 0);
+    q_clear(&slow), q_clear(&quick), q_clear(&fast);
+    close_pool(p);
+}
+
 /* A pinned connection never takes multiplexed work, and an acquirer waits
  * for a connection with nothing in flight. */
 static void test_multiplex_pinned(void)
@@ -1094,6 +1166,7 @@ int main(void)
     test_bind_mismatch();
     test_multiplex_broken();
     test_multiplex_pinned();
+    test_pack();
 
     uv_run(loop, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(loop) == 0);
