@@ -48,6 +48,8 @@ void lp_config_load(lp_config *cfg)
     env_str(cfg->modules_dir, sizeof(cfg->modules_dir), "MODULES_DIR", "modules");
     env_str(cfg->migrations_dir, sizeof(cfg->migrations_dir), "MIGRATIONS_DIR", "migrations");
     cfg->cache_max_entries = (size_t)env_long("CACHE_MAX_ENTRIES", 10000, 16, 10000000);
+    cfg->lua_gc_pause = (int)env_long("LUA_GC_PAUSE", 150, 100, 1000);
+    cfg->lua_gc_stepmul = (int)env_long("LUA_GC_STEPMUL", 200, 100, 10000);
 
     env_str(cfg->database_url, sizeof(cfg->database_url), "DATABASE_URL", "postgresql:///lifeplan");
     cfg->db_pool_size = (int)env_long("DB_POOL_SIZE", 8, 1, 512);

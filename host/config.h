@@ -26,6 +26,9 @@ typedef struct lp_config {
     char migrations_dir[512]; /* MIGRATIONS_DIR, ./migrations                  */
     char openapi_path[512];   /* OPENAPI_PATH, ./spec/openapi.json             */
     size_t cache_max_entries; /* CACHE_MAX_ENTRIES, 10000                      */
+    int lua_gc_pause;         /* LUA_GC_PAUSE, 150: a GC cycle starts when the
+                                 heap reaches this % of what the last one kept */
+    int lua_gc_stepmul;       /* LUA_GC_STEPMUL, 200: GC work per step (LuaJIT's) */
     /* PostgreSQL */
     char database_url[512];      /* DATABASE_URL, postgresql:///lifeplan          */
     int db_pool_size;            /* DB_POOL_SIZE, 8                               */

@@ -357,6 +357,22 @@ describe("host server", function()
 end)
 
 describe("host process", function()
+  it("sets the Lua GC pause and step multiplier from LUA_GC_PAUSE and LUA_GC_STEPMUL", function()
+    local srv = H.start { modules = false, fixtures = { "spec/host/fixtures" } }
+    local gc = srv:request("GET", "/t/gc").json
+    assert.are.same({ pause = 150, stepmul = 200 }, gc)
+    srv:stop()
+    srv = H.start { modules = false, fixtures = { "spec/host/fixtures" },
+                    env = { LUA_GC_PAUSE = 300, LUA_GC_STEPMUL = 400 } }
+    assert.are.same({ pause = 300, stepmul = 400 }, srv:request("GET", "/t/gc").json)
+    srv:stop()
+    -- out of range or not a number: the default, and the host still starts
+    srv = H.start { modules = false, fixtures = { "spec/host/fixtures" },
+                    env = { LUA_GC_PAUSE = 20, LUA_GC_STEPMUL = "lots" } }
+    assert.are.same({ pause = 150, stepmul = 200 }, srv:request("GET", "/t/gc").json)
+    srv:stop()
+  end)
+
   it("limits the number of open connections", function()
     local srv = H.start { modules = false, fixtures = { "spec/host/fixtures" },
                           env = { MAX_CONNECTIONS = 2 } }
