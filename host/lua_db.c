@@ -862,7 +862,8 @@ static int l_listen(lua_State *L)
     return 1;
 }
 
-/* _stats() → {size, open, busy, waiting, inflight, down, errors, reconnects} */
+/* _stats() → {size, open, busy, waiting, inflight, down, errors, reconnects,
+ *             coalesced} */
 static int l_stats(lua_State *L)
 {
     lp_pg_pool *pool = pool_of(L);
@@ -880,6 +881,7 @@ static int l_stats(lua_State *L)
     F(inflight);
     F(errors);
     F(reconnects);
+    F(coalesced);
 #undef F
     lua_pushboolean(L, st.down);
     lua_setfield(L, -2, "down");

@@ -18,10 +18,13 @@
  * caller still walks valid until the loop turns. */
 #include "pg.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "lp.h"
 
@@ -77,6 +80,9 @@ struct lp_pg_conn {
     int ever_connected;
     int attempts; /* failed connects in a row (backoff)                  */
     int listener; /* the LISTEN slot                                     */
+    int sent;     /* a job went out in this loop iteration               */
+    int corked;   /* TCP_CORK set: later jobs wait for flush_corked       */
+    int nocork;   /* the socket refused TCP_CORK (a unix socket)          */
     pg_job *job;  /* in flight, oldest first (receiving), linked by next  */
     pg_job *job_tail;
     int inflight;        /* jobs in flight: more than one only when multiplexed */
@@ -112,11 +118,13 @@ struct lp_pg_pool {
     uv_timer_t wait_timer;
     double wait_due; /* when wait_timer fires, 0 when stopped               */
     uv_timer_t defer;
-    int down; /* a connect failed and nothing is open                */
+    uv_prepare_t flush; /* uncorks before the loop next waits for I/O       */
+    int flushing;       /* flush is started                                 */
+    int down;           /* a connect failed and nothing is open                */
     int closing;
     int handles;    /* open uv handles; the pool is freed when 0           */
     int pinned_out; /* pinned slots not yet released                       */
-    unsigned long errors, reconnects;
+    unsigned long errors, reconnects, coalesced;
     /* LISTEN */
     pg_listen_entry *listeners;
     unsigned long next_listen_id;
@@ -426,6 +434,7 @@ static void pg_close(lp_pg_conn *c)
     c->connecting = 0;
     c->want_write = 0;
     c->failed = 0;
+    c->sent = c->corked = c->nocork = 0;
     stmt_clear(c);
     uv_timer_stop(&c->timer);
     if (c->listener) c->pool->nlistened = 0;
@@ -550,13 +559,61 @@ static void on_run_timeout(uv_timer_t *t)
     slot_broken(t->data, LP_ETIMEDOUT);
 }
 
+/* ---- write coalescing ----------------------------------------------------
+ *
+ * libpq 15's PQpipelineSync always flushes, so every job is one send(): on
+ * loopback each is a packet delivered and a backend woken. The first job of
+ * a loop iteration on a connection goes out at once; when a second follows
+ * in the same iteration the socket is corked (TCP_CORK), so the rest only
+ * fill the socket buffer, and `flush` (a prepare handle: it runs before the
+ * loop next blocks in poll) uncorks: one packet, one wake-up for all of
+ * them. Nothing waits longer than the loop iteration that sent it (the
+ * kernel's own ceiling is 200 ms). Sockets that refuse TCP_CORK (unix
+ * sockets) are left alone. */
+static void on_flush(uv_prepare_t *h)
+{
+    lp_pg_pool *p = h->data;
+    int off = 0;
+    for (int i = 0; i <= p->size; i++) {
+        lp_pg_conn *c = &p->slots[i];
+        if (c->corked && c->pg != NULL)
+            setsockopt(PQsocket(c->pg), IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
+        c->corked = c->sent = 0;
+    }
+    uv_prepare_stop(h);
+    p->flushing = 0;
+}
+
+static void cork(lp_pg_conn *c)
+{
+    lp_pg_pool *p = c->pool;
+    if (c->corked) p->coalesced++;
+    if (p->closing || c->corked || c->nocork) return;
+    if (c->sent) {
+        int on = 1;
+        if (setsockopt(PQsocket(c->pg), IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) == 0) {
+            c->corked = 1;
+            p->coalesced++;
+        } else
+            c->nocork = 1;
+    }
+    c->sent = 1;
+    if (!p->flushing) {
+        uv_prepare_start(&p->flush, on_flush);
+        p->flushing = 1;
+    }
+}
+
 /* Sends every statement of j (Parse only the first time a text is seen on
  * this connection) and a Sync. A failure marks the slot for the defer timer:
  * callbacks must not run inside the API call that started the job. */
+static void cork(lp_pg_conn *c);
+
 static void job_start(lp_pg_conn *c, pg_job *j)
 {
     PGconn *pg = c->pg;
     int first = c->job == NULL;
+    cork(c);
     j->next = NULL;
     if (first) {
         c->job = j;
@@ -1243,11 +1300,13 @@ void lp_pg_pool_stats(const lp_pg_pool *p, lp_pg_stats *out)
         out->open += slot_ready(c);
         out->busy += c->pinned || c->job != NULL;
         out->inflight += c->inflight;
+        out->corked += c->corked;
     }
     out->waiting = p->nwaiting;
     out->down = p->down;
     out->errors = p->errors;
     out->reconnects = p->reconnects;
+    out->coalesced = p->coalesced;
 }
 
 /* Adds our session settings to any `options` the URL already carries. */
@@ -1303,8 +1362,9 @@ int lp_pg_pool_open(lp_pg_pool **out, uv_loop_t *loop, const lp_config *cfg)
 
     uv_timer_init(loop, &p->wait_timer);
     uv_timer_init(loop, &p->defer);
-    p->wait_timer.data = p->defer.data = p;
-    p->handles = 2;
+    uv_prepare_init(loop, &p->flush);
+    p->wait_timer.data = p->defer.data = p->flush.data = p;
+    p->handles = 3;
     for (int i = 0; i <= p->size; i++) {
         lp_pg_conn *c = &p->slots[i];
         c->pool = p;
@@ -1387,6 +1447,7 @@ void lp_pg_pool_close(lp_pg_pool *p)
         e->cb = NULL;
     uv_close((uv_handle_t *)&p->wait_timer, on_pool_timer_closed);
     uv_close((uv_handle_t *)&p->defer, on_pool_timer_closed);
+    uv_close((uv_handle_t *)&p->flush, on_pool_timer_closed);
     for (int i = 0; i <= p->size; i++)
         uv_close((uv_handle_t *)&p->slots[i].timer, on_slot_timer_closed);
 }

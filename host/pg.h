@@ -6,7 +6,9 @@
  * (PQsetnonblocking, PQflush with writable polling) and have their sockets
  * watched by uv_poll. Each request runs as one libpq pipeline segment (its
  * statements and a Sync in one write); once every connection is busy,
- * further requests are multiplexed (see lp_pg_query). A connection with
+ * further requests are multiplexed (see lp_pg_query). Segments written to one
+ * TCP connection in the same loop iteration leave as one packet (TCP_CORK
+ * from the second until the loop is about to wait: see pg.c). A connection with
  * nothing in flight leaves pipeline mode so libpq parses what the server says
  * unasked (NOTIFY, a FATAL before it hangs up). An ERROR from the server is
  * the request's result; only FATAL/PANIC or a lost socket breaks the
@@ -92,6 +94,9 @@ typedef struct lp_pg_stats {
                                  ended LP_EUNAVAIL/LP_ETIMEDOUT/LP_EBUSY (not SQL
                                  errors: those are the application's business)       */
     unsigned long reconnects; /* connections re-opened after one was lost         */
+    unsigned long coalesced;  /* jobs written into a corked socket: sent with the
+                                 ones before them in one packet (see pg.c)       */
+    int corked;               /* connections corked now (0 once the loop turns)  */
 } lp_pg_stats;
 
 /* Opens a pool on loop for cfg->database_url with cfg->db_pool_size

@@ -87,9 +87,11 @@ static int pg_gauges(lp_host *h, char **buf, size_t *len, size_t *cap)
                      "# TYPE lifeplan_db_up gauge\nlifeplan_db_up %d\n"
                      "# TYPE lifeplan_db_errors_total counter\nlifeplan_db_errors_total %lu\n"
                      "# TYPE lifeplan_db_reconnects_total counter\n"
-                     "lifeplan_db_reconnects_total %lu\n",
+                     "lifeplan_db_reconnects_total %lu\n"
+                     "# TYPE lifeplan_db_coalesced_total counter\n"
+                     "lifeplan_db_coalesced_total %lu\n",
                      st.size, st.open, st.busy, st.waiting, st.inflight, !st.down, st.errors,
-                     st.reconnects);
+                     st.reconnects, st.coalesced);
     return lp_buf_append(buf, len, cap, line, (size_t)n);
 }
 

@@ -848,10 +848,17 @@ static void test_multiplex_order(void)
     lp_pg_pool_stats(p, &st);
     CHECK(st.inflight == 16);    /* one connection, 16 jobs on the wire */
     CHECK(st.waiting == N - 16); /* the rest queued in order */
+    /* Sent before the loop turned: the first went out, the socket is corked
+     * behind it and the other 15 wait in it for one packet (TCP only). */
+    int tcp = strstr(base_cfg.database_url, "@127.0.0.1") != NULL ||
+              strstr(base_cfg.database_url, "@localhost") != NULL;
+    CHECK(st.corked == (tcp ? 1 : 0));
+    CHECK(st.coalesced == (tcp ? 15u : 0u));
     CHECK(run_until_n(&o.next, N));
     CHECK(o.wrong == 0); /* every result reached its own job, in the order sent */
     lp_pg_pool_stats(p, &st);
     CHECK(st.inflight == 0 && st.waiting == 0 && st.busy == 0 && st.reconnects == 0);
+    CHECK(st.corked == 0); /* uncorked before the loop waited */
     CHECK(q_sync(p, "SELECT pg_backend_pid()", 0, NULL, &r) == 0);
     CHECK(strcmp(val(&r, 0, 0), pid) == 0); /* the same connection did it all */
     q_clear(&r);
