@@ -13,6 +13,8 @@ describe("chat.intent", function()
     { "내가 받을 수 있는 지원금 있어?", "policy_search" },
     { "취업 관련 혜택 알려줘", "policy_search" },
     { "서울 사는 대학생이 받을 수 있는 정책 찾아줘", "policy_search" },
+    { "월세 지원 정책 알려줘", "policy_search" },
+    { "청년 창업 지원 혜택들 뭐 있어?", "policy_search" },
     -- eligibility for a named policy
     { "청년도약계좌 가입 자격이 돼?", "policy_eligibility", "청년도약계좌" },
     { "청년 월세 지원 받을 수 있어?", "policy_eligibility", "청년 월세 지원" },
