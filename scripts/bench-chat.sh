@@ -10,10 +10,12 @@
 # Uses bench_services, bench_server and wrk_run from scripts/bench. The fake
 # provider is a second lifeplan serving spec/chat/fake_llm. Tunables:
 # BENCH_SECONDS (wrk duration, 5), BENCH_CHATS (200), BENCH_CONNS (wrk
-# connections, 16), BENCH_ROUNDS (wrk runs per side, 3), BENCH_DELTA_MS (the fake's gap between deltas, 1000),
-# BENCH_CHAT_ENV (extra environment for the measured server, e.g.
-# "LUA_GC_PAUSE=200" to compare GC settings). Also prints what the open
-# chats cost by themselves (CPU of each process with no wrk running).
+# connections, 16), BENCH_ROUNDS (wrk runs per side, 3), BENCH_DELTA_MS (the
+# fake's gap between deltas, 1000), BENCH_CHAT_ENV (extra environment for
+# the measured server, e.g. "LUA_GC_PAUSE=200" to compare GC settings),
+# BENCH_QUESTION (what the chats ask; the default is a spending question). Also prints what the open
+# chats cost by themselves: CPU of each process with no wrk running, and the
+# Lua heap they keep alive (bench/fixtures/benchgc).
 set -euo pipefail
 cd "$LP_ROOT"
 CHATS=${BENCH_CHATS:-200}
@@ -47,7 +49,7 @@ curl -fs -X POST -H 'Content-Type: application/json' "http://127.0.0.1:$FAKE_POR
   -d "{\"text\": \"$text\", \"chunk\": 1, \"delay_ms\": $DELTA_MS}" >/dev/null
 
 BENCH_ENV="${BENCH_CHAT_ENV:-} ANTHROPIC_API_KEY=bench ANTHROPIC_BASE_URL=http://127.0.0.1:$FAKE_PORT LLM_TIMEOUT_MS=3600000 \
-LLM_FIRST_BYTE_TIMEOUT_MS=3600000 CHAT_RATE_LIMIT=0" bench_server
+LLM_FIRST_BYTE_TIMEOUT_MS=3600000 CHAT_RATE_LIMIT=0" bench_server bench/fixtures
 base="http://127.0.0.1:$BENCH_PORT"
 
 [ -d modules/auth ] || { echo "chat: the auth module is missing (chat routes need a token)"; exit 1; }
@@ -87,15 +89,17 @@ median_p99() { # label → prints the wrk lines, sets MEDIAN
 wrk_run "$label warm-up" "$CONNS" "$route" "${wrk_args[@]}" >/dev/null
 median_p99 "$label (no chats)"
 before=$MEDIAN
+heap_kb() { curl -fs "$base/bench/gc" | python3 -c 'import json,sys;print(round(json.load(sys.stdin)["kb"]))'; }
+heap_before=$(heap_kb)
 
 # Holds CHATS streaming chat requests open, started evenly over DELTA_MS
 # (users do not all type in the same millisecond), and reads every stream to
 # its end with one select loop (cheap: the holder shares the machine);
 # reports how many have seen a delta and how many are still open.
 cat >"$BENCH_TMP/hold.py" <<'PY'
-import json, selectors, socket, sys, time
+import json, os, selectors, socket, sys, time
 port, token, sid, n, gap_ms = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-body = json.dumps({"content": "이번 달 식비 얼마나 썼어?"}).encode()
+body = json.dumps({"content": os.environ.get("BENCH_QUESTION", "이번 달 식비 얼마나 썼어?")}).encode()
 req = (f"POST /api/v1/chat/sessions/{sid} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
        f"Content-Length: {len(body)}\r\n\r\n").encode() + body
@@ -143,6 +147,7 @@ hz=$(getconf CLK_TCK)
 awk -v h=$((h1 - h0)) -v f=$((f1 - f0)) -v k=$((k1 - k0)) -v hz="$hz" 'BEGIN {
   printf "open chats alone (3 s, %% of one core): host=%.1f%% fake provider=%.1f%% holder=%.1f%%\n",
     h * 100 / hz / 3, f * 100 / hz / 3, k * 100 / hz / 3 }'
+echo "Lua heap after a full collection: ${heap_before} kB without chats, $(heap_kb) kB with $CHATS open"
 median_p99 "$label ($CHATS chats open)"
 after=$MEDIAN
 echo "chats still streaming after the run: $(tail -1 "$BENCH_TMP/hold.log")"
