@@ -15,7 +15,8 @@
 # the measured server, e.g. "LUA_GC_PAUSE=200" to compare GC settings),
 # BENCH_QUESTION (what the chats ask; the default is a spending question). Also prints what the open
 # chats cost by themselves: CPU of each process with no wrk running, and the
-# Lua heap they keep alive (bench/fixtures/benchgc).
+# Lua heap they keep alive (bench/fixtures/benchgc); BENCH_FRAMES=FILE also
+# saves an estimate of what each suspended frame's locals keep alive.
 set -euo pipefail
 cd "$LP_ROOT"
 CHATS=${BENCH_CHATS:-200}
@@ -148,6 +149,7 @@ awk -v h=$((h1 - h0)) -v f=$((f1 - f0)) -v k=$((k1 - k0)) -v hz="$hz" 'BEGIN {
   printf "open chats alone (3 s, %% of one core): host=%.1f%% fake provider=%.1f%% holder=%.1f%%\n",
     h * 100 / hz / 3, f * 100 / hz / 3, k * 100 / hz / 3 }'
 echo "Lua heap after a full collection: ${heap_before} kB without chats, $(heap_kb) kB with $CHATS open"
+[ -n "${BENCH_FRAMES:-}" ] && curl -fs "$base/bench/gc/frames" > "$BENCH_FRAMES"
 median_p99 "$label ($CHATS chats open)"
 after=$MEDIAN
 echo "chats still streaming after the run: $(tail -1 "$BENCH_TMP/hold.log")"
