@@ -23,7 +23,8 @@
 
 int luaopen_cjson(lua_State *L);
 
-#define MAX_WATCHES 64
+#define MAX_WATCHES   64
+#define SPARE_THREADS 64 /* finished coroutines kept per generation for reuse */
 
 typedef struct retire_hook {
     void (*fn)(void *data);
@@ -41,13 +42,19 @@ struct lp_gen {
     int dispatch_ref; /* registry ref of shared.dispatch's function          */
     int handlers_ref; /* registry ref of { [i] = {fn=, opts=, route=} }       */
     retire_hook *hooks;
+    /* Coroutines whose last task returned normally: a new task takes one
+     * (still anchored by its registry ref) instead of allocating a thread. */
+    lua_State *spare_co[SPARE_THREADS];
+    int spare_ref[SPARE_THREADS];
+    int nspare;
 };
 
 struct lp_task {
     lp_gen *gen;
     lua_State *co;
-    int ref;     /* anchors co in the generation's registry                */
-    int waiting; /* suspended by lp_task_yield                             */
+    int ref;      /* anchors co in the generation's registry                */
+    int waiting;  /* suspended by lp_task_yield                             */
+    int reusable; /* returned normally: the coroutine may serve another task */
     lp_request *req;
     void (*done)(int ok, void *data);
     void *data;
@@ -427,14 +434,22 @@ static lp_task *task_new(lp_gen *g, lp_request *req)
     lua_State *L = g->L;
     t->gen = g;
     t->req = req;
-    t->co = lua_newthread(L);
     lua_pushlightuserdata(L, &tasks_key);
     lua_rawget(L, LUA_REGISTRYINDEX);
-    lua_pushvalue(L, -2);
+    if (g->nspare > 0) {
+        g->nspare--;
+        t->co = g->spare_co[g->nspare];
+        t->ref = g->spare_ref[g->nspare];
+        lua_pushthread(t->co);
+        lua_xmove(t->co, L, 1);
+    } else {
+        t->co = lua_newthread(L);
+        lua_pushvalue(L, -1);
+        t->ref = luaL_ref(L, LUA_REGISTRYINDEX); /* pops the copy */
+    }
     lua_pushlightuserdata(L, t);
     lua_rawset(L, -3);
     lua_pop(L, 1);
-    t->ref = luaL_ref(L, LUA_REGISTRYINDEX); /* pops the thread */
     lp_gen_ref(g);
     g->vm->tasks++;
     return t;
@@ -450,7 +465,14 @@ static void task_free(lp_task *t)
     lua_pushnil(L);
     lua_rawset(L, -3);
     lua_pop(L, 1);
-    luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+    if (t->reusable && !g->retired && g->nspare < SPARE_THREADS && lua_status(t->co) == 0) {
+        lua_settop(t->co, 0);
+        g->spare_co[g->nspare] = t->co;
+        g->spare_ref[g->nspare] = t->ref;
+        g->nspare++;
+    } else {
+        luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+    }
     lp_vm *vm = g->vm;
     vm->tasks--;
     free(t);
@@ -574,6 +596,7 @@ static void task_run(lp_task *t, int nargs)
         task_end(t, 0);
         return;
     }
+    t->reusable = rc == 0;
     task_end(t, rc == 0);
 }
 

@@ -357,6 +357,33 @@ describe("host server", function()
 end)
 
 describe("host process", function()
+  it("runs a request on the coroutine a finished one left, never on one that failed", function()
+    local srv = H.start { modules = false, fixtures = { "spec/host/fixtures" } }
+    local a = srv:request("GET", "/t/co").json.co
+    assert.are.equal(a, srv:request("GET", "/t/co").json.co) -- one at a time: one spare, reused
+    -- a handler's error is caught by the dispatcher: the coroutine still ends normally
+    assert.are.equal(500, srv:request("GET", "/t/boom").status)
+    assert.are.equal(a, srv:request("GET", "/t/co").json.co)
+    -- a coroutine the host had to abandon (suspended by a bare yield) is dropped
+    assert.are.equal(500, srv:request("GET", "/t/co/yield").status)
+    local c = srv:request("GET", "/t/co").json.co
+    assert.are_not.equal(a, c)
+    assert.are.equal(c, srv:request("GET", "/t/co").json.co)
+    -- several suspended at once each get their own, and all answer
+    local socks = {}
+    for i = 1, 5 do
+      socks[i] = srv:connect()
+      socks[i]:send("GET /t/sleep?ms=" .. (50 + i) .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+    end
+    for i = 1, 5 do
+      local res = assert(H.read_response(socks[i], "GET"))
+      assert.are.equal(200, res.status)
+      assert.are.equal(50 + i, res.json.slept)
+      socks[i]:close()
+    end
+    srv:stop()
+  end)
+
   it("sets the Lua GC pause and step multiplier from LUA_GC_PAUSE and LUA_GC_STEPMUL", function()
     local srv = H.start { modules = false, fixtures = { "spec/host/fixtures" } }
     local gc = srv:request("GET", "/t/gc").json
