@@ -359,6 +359,7 @@ end)
 describe("host process", function()
   it("runs a request on the coroutine a finished one left, never on one that failed", function()
     local srv = H.start { modules = false, fixtures = { "spec/host/fixtures" } }
+    finally(function() srv:stop() end)
     local a = srv:request("GET", "/t/co").json.co
     assert.are.equal(a, srv:request("GET", "/t/co").json.co) -- one at a time: one spare, reused
     -- a handler's error is caught by the dispatcher: the coroutine still ends normally
@@ -381,23 +382,20 @@ describe("host process", function()
       assert.are.equal(50 + i, res.json.slept)
       socks[i]:close()
     end
-    srv:stop()
   end)
 
   it("sets the Lua GC pause and step multiplier from LUA_GC_PAUSE and LUA_GC_STEPMUL", function()
-    local srv = H.start { modules = false, fixtures = { "spec/host/fixtures" } }
-    local gc = srv:request("GET", "/t/gc").json
-    assert.are.same({ pause = 150, stepmul = 200 }, gc)
-    srv:stop()
-    srv = H.start { modules = false, fixtures = { "spec/host/fixtures" },
-                    env = { LUA_GC_PAUSE = 300, LUA_GC_STEPMUL = 400 } }
-    assert.are.same({ pause = 300, stepmul = 400 }, srv:request("GET", "/t/gc").json)
-    srv:stop()
+    local srv
+    finally(function() if srv then srv:stop() end end)
+    local function gc_of(env)
+      if srv then srv:stop() end
+      srv = H.start { modules = false, fixtures = { "spec/host/fixtures" }, env = env }
+      return srv:request("GET", "/t/gc").json
+    end
+    assert.are.same({ pause = 150, stepmul = 200 }, gc_of(nil))
+    assert.are.same({ pause = 300, stepmul = 400 }, gc_of { LUA_GC_PAUSE = 300, LUA_GC_STEPMUL = 400 })
     -- out of range or not a number: the default, and the host still starts
-    srv = H.start { modules = false, fixtures = { "spec/host/fixtures" },
-                    env = { LUA_GC_PAUSE = 20, LUA_GC_STEPMUL = "lots" } }
-    assert.are.same({ pause = 150, stepmul = 200 }, srv:request("GET", "/t/gc").json)
-    srv:stop()
+    assert.are.same({ pause = 150, stepmul = 200 }, gc_of { LUA_GC_PAUSE = 20, LUA_GC_STEPMUL = "lots" })
   end)
 
   it("limits the number of open connections", function()
