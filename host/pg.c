@@ -81,7 +81,7 @@ struct lp_pg_conn {
     int attempts; /* failed connects in a row (backoff)                  */
     int listener; /* the LISTEN slot                                     */
     int sent;     /* a job went out in this loop iteration               */
-    int corked;   /* TCP_CORK set: later jobs wait for flush_corked       */
+    int corked;   /* TCP_CORK set: later jobs wait for the pool's flush   */
     int nocork;   /* the socket refused TCP_CORK (a unix socket)          */
     pg_job *job;  /* in flight, oldest first (receiving), linked by next  */
     pg_job *job_tail;
@@ -607,8 +607,6 @@ static void cork(lp_pg_conn *c)
 /* Sends every statement of j (Parse only the first time a text is seen on
  * this connection) and a Sync. A failure marks the slot for the defer timer:
  * callbacks must not run inside the API call that started the job. */
-static void cork(lp_pg_conn *c);
-
 static void job_start(lp_pg_conn *c, pg_job *j)
 {
     PGconn *pg = c->pg;
