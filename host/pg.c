@@ -587,8 +587,11 @@ static void on_flush(uv_prepare_t *h)
 static void cork(lp_pg_conn *c)
 {
     lp_pg_pool *p = c->pool;
-    if (c->corked) p->coalesced++;
-    if (p->closing || c->corked || c->nocork) return;
+    if (c->corked) {
+        p->coalesced++;
+        return;
+    }
+    if (p->closing || c->nocork) return;
     if (c->sent) {
         int on = 1;
         if (setsockopt(PQsocket(c->pg), IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) == 0) {

@@ -52,9 +52,8 @@ struct lp_gen {
 struct lp_task {
     lp_gen *gen;
     lua_State *co;
-    int ref;      /* anchors co in the generation's registry                */
-    int waiting;  /* suspended by lp_task_yield                             */
-    int reusable; /* returned normally: the coroutine may serve another task */
+    int ref;     /* anchors co in the generation's registry                */
+    int waiting; /* suspended by lp_task_yield                             */
     lp_request *req;
     void (*done)(int ok, void *data);
     void *data;
@@ -455,7 +454,8 @@ static lp_task *task_new(lp_gen *g, lp_request *req)
     return t;
 }
 
-static void task_free(lp_task *t)
+/* ok: the coroutine returned normally, so it may serve another task. */
+static void task_free(lp_task *t, int ok)
 {
     lp_gen *g = t->gen;
     lua_State *L = g->L;
@@ -465,7 +465,7 @@ static void task_free(lp_task *t)
     lua_pushnil(L);
     lua_rawset(L, -3);
     lua_pop(L, 1);
-    if (t->reusable && !g->retired && g->nspare < SPARE_THREADS && lua_status(t->co) == 0) {
+    if (ok && !g->retired && g->nspare < SPARE_THREADS) {
         lua_settop(t->co, 0);
         g->spare_co[g->nspare] = t->co;
         g->spare_ref[g->nspare] = t->ref;
@@ -582,7 +582,7 @@ static void task_end(lp_task *t, int ok)
         }
     }
     if (t->done) t->done(ok, t->data);
-    task_free(t);
+    task_free(t, ok);
 }
 
 static void task_run(lp_task *t, int nargs)
@@ -596,7 +596,6 @@ static void task_run(lp_task *t, int nargs)
         task_end(t, 0);
         return;
     }
-    t->reusable = rc == 0;
     task_end(t, rc == 0);
 }
 

@@ -7,14 +7,14 @@
 # chats (median of BENCH_ROUNDS wrk runs each), and the change (target: less
 # than 10% worse).
 #
-# Uses bench_services, bench_server and wrk_run from scripts/bench. The fake
+# Uses bench_services, bench_server, wrk_run and median from scripts/bench. The fake
 # provider is a second lifeplan serving spec/chat/fake_llm. Tunables:
 # BENCH_SECONDS (wrk duration, 5), BENCH_CHATS (200), BENCH_CONNS (wrk
 # connections, 16), BENCH_ROUNDS (wrk runs per side, 3), BENCH_DELTA_MS (the
 # fake's gap between deltas, 1000), BENCH_CHAT_ENV (extra environment for
 # the measured server, e.g. "LUA_GC_PAUSE=200" to compare GC settings),
-# BENCH_QUESTION (what the chats ask; the default is a spending question). Also prints what the open
-# chats cost by themselves: CPU of each process with no wrk running, and the
+# BENCH_QUESTION (what the chats ask; the default is a spending question).
+# Also prints what the open chats cost by themselves: CPU of each process with no wrk running, and the
 # Lua heap they keep alive (bench/fixtures/benchgc); BENCH_FRAMES=FILE also
 # saves an estimate of what each suspended frame's locals keep alive.
 set -euo pipefail
@@ -85,7 +85,7 @@ median_p99() { # label → prints the wrk lines, sets MEDIAN
     line=$(wrk_run "$1" "$CONNS" "$route" "${wrk_args[@]}"); echo "$line"
     all="$all $(echo "$line" | p99_of | to_ms)"
   done
-  MEDIAN=$(printf '%s\n' $all | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+  MEDIAN=$(median "$all")
 }
 wrk_run "$label warm-up" "$CONNS" "$route" "${wrk_args[@]}" >/dev/null
 median_p99 "$label (no chats)"

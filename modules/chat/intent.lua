@@ -113,7 +113,7 @@ function M.named_policy(text)
       -- "월세 지원 정책 알려줘", "주거 지원 혜택들": a topic followed by a
       -- category word asks for policies of that kind, not for one of them.
       local after = words[last + 1]
-      local topic = after ~= nil and (after:sub(1, #"정책") == "정책" or after:sub(1, #"혜택") == "혜택")
+      local topic = after ~= nil and (after:find("^정책") or after:find("^혜택"))
       if not topic and not GENERIC[compact] and clen(compact) >= 4 then
         return { name = table.concat(parts, " ") }
       end
