@@ -80,7 +80,6 @@
 #include "task.h"
 #include "vm.h"
 
-#define RESULT_MT "lp.db.result"
 #define CONN_MT   "lp.db.conn"
 #define LISTEN_MT "lp.db.listener"
 #define ERROR_MT  "lp.db.error"
@@ -103,6 +102,7 @@ static void mark_array(lua_State *L)
 /* Upvalues of the C functions below. */
 #define UV_ENCODE lua_upvalueindex(1)
 #define UV_DECODE lua_upvalueindex(2)
+#define UV_CONVERT lua_upvalueindex(3)
 
 /* ---- Lua values → text parameters --------------------------------------- */
 
@@ -183,8 +183,12 @@ static const char **params_from(lua_State *L, int first, int last)
 
 /* ---- waiting for the pool ----------------------------------------------- */
 
+static void push_error(lua_State *L, int status, const PGresult *res);
+
 typedef struct pending {
     lp_task *task;
+    lua_State *main; /* the generation's main state: conversion runs there */
+    int convert_ref; /* registry ref of the converter (l_convert)           */
     int status;
     PGresult *res;
     PGresult **batch; /* batch results, n of them */
@@ -192,27 +196,27 @@ typedef struct pending {
     lp_pg_conn *conn;
 } pending;
 
-static void push_result_ud(lua_State *co, PGresult *res)
-{
-    PGresult **ud = lua_newuserdata(co, sizeof(*ud));
-    *ud = res;
-    luaL_getmetatable(co, RESULT_MT);
-    lua_setmetatable(co, -2);
-}
-
-/* Resume values: status, then a result userdata (or nil). No Lua calls
- * here: the coroutine is suspended (conversion happens in _result). */
-static int push_query(lua_State *co, void *data)
+/* Resume values of a query or batch: what l_convert returns. The coroutine
+ * is suspended, so no Lua function may run on it: the converter runs,
+ * protected, on the generation's main state (idle while the loop runs
+ * callbacks) and its values move over. A conversion error (a malformed
+ * array) resumes with (-1, message). No userdata, so nothing for the GC to
+ * finalize; the callbacks free the results once the task has them. */
+static int push_converted(lua_State *co, void *data)
 {
     pending *p = data;
-    lua_pushinteger(co, p->status);
-    if (p->res == NULL) {
-        lua_pushnil(co);
-    } else {
-        push_result_ud(co, p->res);
-        p->res = NULL;
+    lua_State *L = p->main;
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->convert_ref);
+    lua_pushlightuserdata(L, p);
+    if (lua_pcall(L, 1, LUA_MULTRET, 0) != 0) {
+        lua_pushinteger(co, -1);
+        lua_xmove(L, co, 1);
+        return 2;
     }
-    return 2;
+    int n = lua_gettop(L) - top;
+    lua_xmove(L, co, n);
+    return n;
 }
 
 static void on_query(int status, PGresult *res, void *data)
@@ -220,27 +224,9 @@ static void on_query(int status, PGresult *res, void *data)
     pending *p = data;
     p->status = status;
     p->res = res;
-    lp_task_resume(p->task, push_query, p);
-    PQclear(p->res); /* only when push did not take it */
+    lp_task_resume(p->task, push_converted, p);
+    PQclear(p->res);
     free(p);
-}
-
-/* Resume values: status, a list of result userdata (n entries, nil for
- * statements without a result). */
-static int push_batch(lua_State *co, void *data)
-{
-    pending *p = data;
-    lua_pushinteger(co, p->status);
-    lua_createtable(co, p->n, 1);
-    for (int i = 0; i < p->n; i++) {
-        if (p->batch[i] == NULL) continue;
-        push_result_ud(co, p->batch[i]);
-        p->batch[i] = NULL;
-        lua_rawseti(co, -2, i + 1);
-    }
-    lua_pushinteger(co, p->n);
-    lua_setfield(co, -2, "n");
-    return 2;
 }
 
 static void on_batch(int status, PGresult **res, int n, void *data)
@@ -249,7 +235,7 @@ static void on_batch(int status, PGresult **res, int n, void *data)
     p->status = status;
     p->batch = res;
     p->n = n;
-    lp_task_resume(p->task, push_batch, p);
+    lp_task_resume(p->task, push_converted, p);
     for (int i = 0; i < n; i++)
         PQclear(res[i]);
     free(p);
@@ -264,7 +250,7 @@ static int push_acquire(lua_State *co, void *data)
     pending *p = data;
     lua_pushinteger(co, p->status);
     if (p->status != 0) {
-        lua_pushnil(co);
+        push_error(co, p->status, NULL); /* no Lua call: fine on the suspended co */
         return 2;
     }
     conn_ud *c = lua_newuserdata(co, sizeof(*c));
@@ -291,20 +277,25 @@ static lp_pg_pool *pool_of(lua_State *L)
     return h != NULL ? h->pg : NULL;
 }
 
+/* Called by the C functions of the module table only: their third upvalue
+ * is the converter's registry ref. */
 static pending *pending_new(lua_State *L, lp_task *t)
 {
     pending *p = calloc(1, sizeof(*p));
     if (p == NULL) luaL_error(L, "db: out of memory");
     p->task = t;
+    p->main = lp_task_state(t);
+    p->convert_ref = (int)lua_tointeger(L, UV_CONVERT);
     return p;
 }
 
-/* A call the pool refused at once: the same (status, nil) a callback gives. */
+/* A call the pool refused at once (p may be NULL): the same (status, error)
+ * a callback gives. */
 static int refused(lua_State *L, pending *p, int err)
 {
     free(p);
     lua_pushinteger(L, err);
-    lua_pushnil(L);
+    push_error(L, err, NULL);
     return 2;
 }
 
@@ -316,11 +307,7 @@ static int l_query(lua_State *L)
     int top = lua_gettop(L);
     const char **params = params_from(L, 2, top);
     lp_pg_pool *pool = pool_of(L);
-    if (pool == NULL) {
-        lua_pushinteger(L, LP_EUNAVAIL);
-        lua_pushnil(L);
-        return 2;
-    }
+    if (pool == NULL) return refused(L, NULL, LP_EUNAVAIL);
     pending *p = pending_new(L, t);
     int err = lp_pg_query(pool, sql, top - 1, params, on_query, p);
     if (err != 0) return refused(L, p, err);
@@ -367,11 +354,7 @@ static int l_batch(lua_State *L)
     int n;
     lp_pg_query_spec *q = specs_from(L, 1, &n);
     lp_pg_pool *pool = pool_of(L);
-    if (pool == NULL) {
-        lua_pushinteger(L, LP_EUNAVAIL);
-        lua_pushnil(L);
-        return 2;
-    }
+    if (pool == NULL) return refused(L, NULL, LP_EUNAVAIL);
     pending *p = pending_new(L, t);
     int err = lp_pg_batch(pool, q, n, on_batch, p);
     if (err != 0) return refused(L, p, err);
@@ -383,11 +366,7 @@ static int l_acquire(lua_State *L)
 {
     lp_task *t = lp_task_check(L);
     lp_pg_pool *pool = pool_of(L);
-    if (pool == NULL) {
-        lua_pushinteger(L, LP_EUNAVAIL);
-        lua_pushnil(L);
-        return 2;
-    }
+    if (pool == NULL) return refused(L, NULL, LP_EUNAVAIL);
     pending *p = pending_new(L, t);
     int err = lp_pg_acquire(pool, on_acquire, p);
     if (err != 0) return refused(L, p, err);
@@ -648,40 +627,31 @@ static void push_value(lua_State *L, Oid type, const char *s, size_t len)
     lua_pushlstring(L, s, len);
 }
 
-static PGresult *take_result(lua_State *L, int idx)
+/* Pushes rows, affected and the command tag (db.tx checks COMMIT's). */
+static void push_rows(lua_State *L, PGresult *res)
 {
-    PGresult **ud = luaL_checkudata(L, idx, RESULT_MT);
-    if (*ud == NULL) luaL_error(L, "db: result already used");
-    PGresult *res = *ud;
-    *ud = NULL; /* freed below by the caller, or by __gc if it raises */
-    return res;
-}
-
-/* _result(ud) → rows, affected, command tag (the tag is for db.tx) */
-static int l_result(lua_State *L)
-{
-    PGresult **ud = luaL_checkudata(L, 1, RESULT_MT);
-    PGresult *res = *ud;
-    if (res == NULL) return luaL_error(L, "db: result already used");
     int rows = PQntuples(res), cols = PQnfields(res);
-    luaL_checkstack(L, 16, "db: result");
+    luaL_checkstack(L, cols + 16, "db: result");
+    int names = lua_gettop(L) + 1; /* each column name interned once */
+    for (int c = 0; c < cols; c++)
+        lua_pushstring(L, PQfname(res, c));
     lua_createtable(L, rows, 0);
     mark_array(L);
     for (int r = 0; r < rows; r++) {
         lua_createtable(L, 0, cols);
         for (int c = 0; c < cols; c++) {
             if (PQgetisnull(res, r, c)) continue;
-            lua_pushstring(L, PQfname(res, c));
+            lua_pushvalue(L, names + c);
             push_value(L, PQftype(res, c), PQgetvalue(res, r, c), (size_t)PQgetlength(res, r, c));
             lua_rawset(L, -3);
         }
         lua_rawseti(L, -2, r + 1);
     }
+    lua_replace(L, names); /* the rows take the first name's slot */
+    lua_settop(L, names);
     const char *affected = PQcmdTuples(res);
     lua_pushnumber(L, *affected ? strtod(affected, NULL) : rows);
     lua_pushstring(L, PQcmdStatus(res));
-    PQclear(take_result(L, 1));
-    return 3;
 }
 
 static void set_field(lua_State *L, const char *k, const char *v)
@@ -691,31 +661,26 @@ static void set_field(lua_State *L, const char *k, const char *v)
     lua_setfield(L, -2, k);
 }
 
-/* _error(status, ud) → the error table (the Lua side raises it) */
-static int l_error(lua_State *L)
+/* Pushes the error table for status; res is the failed statement's result
+ * (LP_EQUERY) or NULL. */
+static void push_error(lua_State *L, int status, const PGresult *res)
 {
-    int status = (int)luaL_checkinteger(L, 1);
     lua_newtable(L);
-    if (status == LP_EQUERY && lua_touserdata(L, 2) != NULL) {
-        PGresult **ud = luaL_checkudata(L, 2, RESULT_MT);
-        PGresult *res = *ud;
-        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (status == LP_EQUERY && res != NULL) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         int timeout = state != NULL && strcmp(state, "57014") == 0;
         set_field(L, "code", timeout ? "timeout" : "db_error");
         if (timeout) {
             lua_pushinteger(L, 503);
             lua_setfield(L, -2, "status");
         }
-        if (res != NULL) {
-            set_field(L, "sqlstate", state);
-            set_field(L, "message", PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
-            set_field(L, "detail", PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL));
-            set_field(L, "hint", PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
-            set_field(L, "constraint", PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME));
-            set_field(L, "table", PQresultErrorField(res, PG_DIAG_TABLE_NAME));
-            set_field(L, "column", PQresultErrorField(res, PG_DIAG_COLUMN_NAME));
-            PQclear(take_result(L, 2));
-        }
+        set_field(L, "sqlstate", state);
+        set_field(L, "message", PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+        set_field(L, "detail", PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL));
+        set_field(L, "hint", PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
+        set_field(L, "constraint", PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME));
+        set_field(L, "table", PQresultErrorField(res, PG_DIAG_TABLE_NAME));
+        set_field(L, "column", PQresultErrorField(res, PG_DIAG_COLUMN_NAME));
     } else {
         const char *msg;
         switch (status) {
@@ -741,7 +706,56 @@ static int l_error(lua_State *L)
     }
     luaL_getmetatable(L, ERROR_MT);
     lua_setmetatable(L, -2);
-    return 1;
+}
+
+static int statement_failed(const PGresult *r)
+{
+    ExecStatusType st = PQresultStatus(r);
+    return st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR || st == PGRES_BAD_RESPONSE;
+}
+
+/* The converter (see push_converted), on the main state:
+ *   query: 0, rows, affected, tag      batch: 0, {rows...}, {affected...}
+ *   failure: status, error table (a batch's carries `index`, the position
+ *   of the statement that failed) */
+static int l_convert(lua_State *L)
+{
+    const pending *p = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    if (p->batch == NULL) {
+        lua_pushinteger(L, p->status);
+        if (p->status == 0 && p->res != NULL) {
+            push_rows(L, p->res);
+            return 4;
+        }
+        push_error(L, p->status != 0 ? p->status : LP_EUNAVAIL, p->res);
+        return 2;
+    }
+    lua_pushinteger(L, p->status);
+    if (p->status == 0) {
+        lua_createtable(L, p->n, 0);
+        mark_array(L);
+        lua_createtable(L, p->n, 0);
+        mark_array(L);
+        for (int i = 0; i < p->n; i++) {
+            if (p->batch[i] == NULL) continue;
+            push_rows(L, p->batch[i]);
+            lua_pop(L, 1); /* the tag */
+            lua_rawseti(L, 3, i + 1);
+            lua_rawseti(L, 2, i + 1);
+        }
+        return 3;
+    }
+    for (int i = 0; i < p->n; i++) {
+        if (p->batch[i] != NULL && statement_failed(p->batch[i])) {
+            push_error(L, p->status, p->batch[i]);
+            lua_pushinteger(L, i + 1);
+            lua_setfield(L, -2, "index");
+            return 2;
+        }
+    }
+    push_error(L, p->status, NULL);
+    return 2;
 }
 
 static int error_tostring(lua_State *L)
@@ -752,14 +766,6 @@ static int error_tostring(lua_State *L)
     lua_pushfstring(L, "%s%s%s: %s", luaL_optstring(L, 2, "error"), lua_isstring(L, 3) ? " " : "",
                     luaL_optstring(L, 3, ""), luaL_optstring(L, 4, ""));
     return 1;
-}
-
-static int result_gc(lua_State *L)
-{
-    PGresult **ud = lua_touserdata(L, 1);
-    PQclear(*ud);
-    *ud = NULL;
-    return 0;
 }
 
 /* ---- LISTEN ------------------------------------------------------------- */
@@ -897,29 +903,11 @@ static const char db_lua[] =
     "local error, pcall, select, type, unpack = error, pcall, select, type, unpack\n"
     "local running = coroutine.running\n"
     "local M = { null = json.null }\n"
-    "local function fail(st, res, index)\n"
-    "  local e = C.error(st, res)\n"
-    "  e.index = index\n"
-    "  error(e, 0)\n"
+    "local function rows_of(st, rows, affected, tag)\n"
+    "  if st ~= 0 then error(rows, 0) end\n"
+    "  return rows, affected, tag\n"
     "end\n"
-    "local function rows_of(st, res)\n"
-    "  if st ~= 0 then fail(st, res) end\n"
-    "  return C.result(res)\n"
-    "end\n"
-    "local function batch_of(st, list)\n"
-    "  if st == 0 then\n"
-    "    local out, affected = {}, {}\n"
-    "    for i = 1, list.n do out[i], affected[i] = C.result(list[i]) end\n"
-    "    return json.array(out), json.array(affected)\n"
-    "  end\n"
-    "  if list then\n"
-    "    for i = 1, list.n do\n"
-    "      local r = list[i]\n"
-    "      if r and C.failed(r) then fail(st, r, i) end\n"
-    "    end\n"
-    "  end\n"
-    "  fail(st, nil)\n"
-    "end\n"
+    "local batch_of = rows_of\n"
     "function M.query(sql, ...)\n"
     "  local rows, affected = rows_of(C.query(sql, ...))\n"
     "  return rows, affected\n"
@@ -954,7 +942,7 @@ static const char db_lua[] =
     "  if co == nil or in_tx[co] then error('db.tx: nested transactions are not supported', 2) "
     "end\n"
     "  local st, conn = C.acquire()\n"
-    "  if st ~= 0 then fail(st, conn) end\n"
+    "  if st ~= 0 then error(conn, 0) end\n"
     "  in_tx[co] = true\n"
     "  local q = {}\n"
     "  function q.query(sql, ...)\n"
@@ -977,16 +965,6 @@ static const char db_lua[] =
     "M.stats = C.stats\n"
     "return M\n";
 
-/* _failed(result) → true when the result is the statement's error. */
-static int l_failed(lua_State *L)
-{
-    PGresult **ud = luaL_checkudata(L, 1, RESULT_MT);
-    ExecStatusType st = *ud ? PQresultStatus(*ud) : PGRES_COMMAND_OK;
-    lua_pushboolean(L, st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR ||
-                           st == PGRES_BAD_RESPONSE);
-    return 1;
-}
-
 static void new_mt(lua_State *L, const char *name, lua_CFunction gc)
 {
     luaL_newmetatable(L, name);
@@ -998,8 +976,6 @@ static void new_mt(lua_State *L, const char *name, lua_CFunction gc)
 
 int luaopen_lp_db(lua_State *L)
 {
-    new_mt(L, RESULT_MT, result_gc);
-    lua_pop(L, 1);
     new_mt(L, CONN_MT, l_release); /* a task that never finished still hands it back */
     lua_pop(L, 1);
     new_mt(L, LISTEN_MT, l_listener_gc);
@@ -1029,15 +1005,21 @@ int luaopen_lp_db(lua_State *L)
     static const luaL_Reg fns[] = {
         {"query", l_query},           {"batch", l_batch},           {"acquire", l_acquire},
         {"conn_query", l_conn_query}, {"conn_batch", l_conn_batch}, {"release", l_release},
-        {"result", l_result},         {"error", l_error},           {"failed", l_failed},
         {"listen", l_listen},         {"stats", l_stats},           {NULL, NULL}};
+    /* the converter, for push_converted: registry-anchored for the life of
+     * the state (a generation requires lp.db once) */
+    lua_getfield(L, json, "encode");
+    lua_getfield(L, json, "decode");
+    lua_pushcclosure(L, l_convert, 2);
+    int convert_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_newtable(L);
     int C = lua_gettop(L);
     for (const luaL_Reg *f = fns; f->name != NULL; f++) {
-        /* upvalues: json.encode, a never-raising decode, the array marker */
+        /* upvalues: json.encode, a never-raising decode, the converter's ref */
         lua_getfield(L, json, "encode");
         lua_getfield(L, json, "decode");
-        lua_pushcclosure(L, f->func, 2);
+        lua_pushinteger(L, convert_ref);
+        lua_pushcclosure(L, f->func, 3);
         lua_setfield(L, C, f->name);
     }
     luaL_getmetatable(L, ERROR_MT);

@@ -48,6 +48,11 @@ void lp_task_resume(lp_task *t, lp_task_push_fn push, void *data);
  * closed reports 0; background tasks always report 1. */
 int lp_task_client_alive(lp_task *t);
 
+/* The main state of the task's script generation. It runs nothing while the
+ * loop runs callbacks, so a push function may make protected Lua calls there
+ * (a push may not call Lua on the suspended `co`) and lua_xmove the values. */
+lua_State *lp_task_state(lp_task *t);
+
 /* The request id of a request task ("" for background tasks). */
 const char *lp_task_request_id(lp_task *t);
 

@@ -521,6 +521,11 @@ const char *lp_task_request_id(lp_task *t)
     return t->req ? t->req->id : "";
 }
 
+lua_State *lp_task_state(lp_task *t)
+{
+    return t->gen->L;
+}
+
 lp_request *lp_task_request(lp_task *t)
 {
     return t->req;
