@@ -35,7 +35,9 @@ typedef struct hdr_off {
 
 struct lp_conn {
     uv_tcp_t tcp;
-    uv_timer_t timer;
+    uv_timer_t timer;   /* armed for timer_due; see conn_deadline */
+    uint64_t deadline;  /* uv_now ms when the current phase times out, 0 = none */
+    uint64_t timer_due; /* when the timer fires, 0 when it is not armed       */
     lp_server *srv;
     llhttp_t parser;
     char *in; /* received bytes not yet parsed                             */
@@ -517,6 +519,42 @@ void lp_request_finish(lp_request *req)
     request_done(req);
 }
 
+/* ---- timeouts --------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t);
+
+/* The timer is armed at most `shortest` ahead (the least of the three
+ * timeouts), so a later deadline — every request moves it forward — changes
+ * a field and no timer: the timer fires, finds the deadline still ahead and
+ * re-arms for the rest. Only a sooner one re-arms it at once. */
+static uint64_t shortest(const lp_config *cfg)
+{
+    int ms = cfg->header_timeout_ms;
+    if (cfg->body_timeout_ms < ms) ms = cfg->body_timeout_ms;
+    if (cfg->keepalive_timeout_ms < ms) ms = cfg->keepalive_timeout_ms;
+    return (uint64_t)ms;
+}
+
+static void arm(lp_conn *c, uint64_t now)
+{
+    uint64_t ms = c->deadline - now, cap = shortest(c->srv->cfg);
+    if (ms > cap) ms = cap;
+    c->timer_due = now + ms;
+    uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+/* The current phase times out in ms (0: it does not, the handler has it). */
+static void conn_deadline(lp_conn *c, int ms)
+{
+    if (ms <= 0) {
+        c->deadline = 0; /* an armed timer fires and finds nothing due */
+        return;
+    }
+    uint64_t now = uv_now(c->srv->loop);
+    c->deadline = now + (uint64_t)ms;
+    if (c->timer_due == 0 || c->timer_due > c->deadline) arm(c, now);
+}
+
 /* ---- connection-level errors ------------------------------------------ */
 
 /* Answers a request that never reached the handler and closes. */
@@ -543,7 +581,7 @@ static void conn_fail(lp_conn *c, int status, const char *code, const char *titl
     c->shutting = 1;
     c->srv->stats.requests_active++;
     c->active = req;
-    uv_timer_stop(&c->timer);
+    conn_deadline(c, 0);
     lp_request_problem(req, status, code, title, NULL, NULL);
 }
 
@@ -566,8 +604,6 @@ static int header_budget(lp_conn *c, size_t n)
     return 0;
 }
 
-static void on_timer(uv_timer_t *t);
-
 static int cb_message_begin(llhttp_t *p)
 {
     lp_conn *c = conn_of(p);
@@ -583,7 +619,7 @@ static int cb_message_begin(llhttp_t *p)
     c->url_off = c->url_len = 0;
     c->state = CONN_HEADERS;
     c->srv->stats.requests_total++;
-    uv_timer_start(&c->timer, on_timer, (uint64_t)c->srv->cfg->header_timeout_ms, 0);
+    conn_deadline(c, c->srv->cfg->header_timeout_ms);
     return 0;
 }
 
@@ -712,7 +748,7 @@ static int cb_headers_complete(llhttp_t *p)
         if (cont) conn_write(c, cont, strlen(cont));
     }
     c->state = CONN_BODY;
-    uv_timer_start(&c->timer, on_timer, (uint64_t)cfg->body_timeout_ms, 0);
+    conn_deadline(c, cfg->body_timeout_ms);
     return 0;
 }
 
@@ -732,7 +768,7 @@ static int cb_body(llhttp_t *p, const char *at, size_t n)
 static int cb_message_complete(llhttp_t *p)
 {
     lp_conn *c = conn_of(p);
-    uv_timer_stop(&c->timer);
+    conn_deadline(c, 0);
     c->state = CONN_HANDLING;
     c->active = c->req;
     c->req = NULL;
@@ -802,7 +838,7 @@ static void process(lp_conn *c)
     c->in_process = 0;
     if (c->closing || c->shutting) return;
     if (c->active == NULL && c->state == CONN_IDLE)
-        uv_timer_start(&c->timer, on_timer, (uint64_t)c->srv->cfg->keepalive_timeout_ms, 0);
+        conn_deadline(c, c->srv->cfg->keepalive_timeout_ms);
     /* Bound what a client may queue behind an in-flight request. */
     size_t backlog = c->srv->cfg->max_header_bytes + c->srv->cfg->max_body_bytes + 65536;
     if (c->in_len > backlog && c->reading) {
@@ -830,6 +866,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void on_timer(uv_timer_t *t)
 {
     lp_conn *c = t->data;
+    c->timer_due = 0;
+    if (c->deadline == 0) return;
+    uint64_t now = uv_now(c->srv->loop);
+    if (now < c->deadline) {
+        arm(c, now);
+        return;
+    }
+    c->deadline = 0;
     switch (c->state) {
     case CONN_IDLE:
         conn_close(c);
@@ -903,7 +947,7 @@ static void on_connection(uv_stream_t *listener, int status)
     llhttp_set_lenient_keep_alive(&c->parser, 0);
     llhttp_set_lenient_transfer_encoding(&c->parser, 0);
     c->state = CONN_IDLE;
-    uv_timer_start(&c->timer, on_timer, (uint64_t)s->cfg->keepalive_timeout_ms, 0);
+    conn_deadline(c, s->cfg->keepalive_timeout_ms);
     if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read) == 0) c->reading = 1;
 }
 

@@ -76,7 +76,12 @@ struct lp_vm {
 static void vm_try_free(lp_vm *vm);
 
 /* Registry keys: addresses are unique, so they cannot collide with refs. */
-static char host_key, gen_key, tasks_key, events_key;
+static char host_key, gen_key, events_key;
+
+/* The task whose coroutine is running (innermost: a task may start another,
+ * say a request answered inline). lp_task_current compares against it, so
+ * finding the task costs no Lua lookup. */
+static lp_task *running;
 
 /* ---- small Lua helpers ------------------------------------------------ */
 
@@ -329,9 +334,6 @@ static lp_gen *gen_load(lp_vm *vm, char *err, size_t errsize)
     lua_pushlightuserdata(L, &gen_key);
     lua_pushlightuserdata(L, g);
     lua_rawset(L, LUA_REGISTRYINDEX);
-    lua_pushlightuserdata(L, &tasks_key);
-    lua_newtable(L);
-    lua_rawset(L, LUA_REGISTRYINDEX);
     lua_pushlightuserdata(L, &events_key);
     lua_newtable(L);
     lua_rawset(L, LUA_REGISTRYINDEX);
@@ -430,25 +432,16 @@ static lp_task *task_new(lp_gen *g, lp_request *req)
 {
     lp_task *t = calloc(1, sizeof(*t));
     if (t == NULL) return NULL;
-    lua_State *L = g->L;
     t->gen = g;
     t->req = req;
-    lua_pushlightuserdata(L, &tasks_key);
-    lua_rawget(L, LUA_REGISTRYINDEX);
     if (g->nspare > 0) {
         g->nspare--;
         t->co = g->spare_co[g->nspare];
         t->ref = g->spare_ref[g->nspare];
-        lua_pushthread(t->co);
-        lua_xmove(t->co, L, 1);
     } else {
-        t->co = lua_newthread(L);
-        lua_pushvalue(L, -1);
-        t->ref = luaL_ref(L, LUA_REGISTRYINDEX); /* pops the copy */
+        t->co = lua_newthread(g->L);
+        t->ref = luaL_ref(g->L, LUA_REGISTRYINDEX); /* anchors and pops it */
     }
-    lua_pushlightuserdata(L, t);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
     lp_gen_ref(g);
     g->vm->tasks++;
     return t;
@@ -459,12 +452,6 @@ static void task_free(lp_task *t, int ok)
 {
     lp_gen *g = t->gen;
     lua_State *L = g->L;
-    lua_pushlightuserdata(L, &tasks_key);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
-    lua_pushnil(L);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
     if (ok && !g->retired && g->nspare < SPARE_THREADS) {
         lua_settop(t->co, 0);
         g->spare_co[g->nspare] = t->co;
@@ -482,17 +469,7 @@ static void task_free(lp_task *t, int ok)
 
 lp_task *lp_task_current(lua_State *L)
 {
-    lua_pushlightuserdata(L, &tasks_key);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    if (!lua_istable(L, -1)) {
-        lua_pop(L, 1);
-        return NULL;
-    }
-    lua_pushthread(L);
-    lua_rawget(L, -2);
-    lp_task *t = lua_touserdata(L, -1);
-    lua_pop(L, 2);
-    return t;
+    return running != NULL && running->co == L ? running : NULL;
 }
 
 lp_task *lp_task_check(lua_State *L)
@@ -593,7 +570,10 @@ static void task_end(lp_task *t, int ok)
 static void task_run(lp_task *t, int nargs)
 {
     t->waiting = 0;
+    lp_task *outer = running;
+    running = t;
     int rc = lua_resume(t->co, nargs);
+    running = outer;
     if (rc == LUA_YIELD) {
         if (t->waiting) return;
         lua_settop(t->co, 0);

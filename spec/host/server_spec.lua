@@ -486,3 +486,55 @@ describe("readiness", function()
     srv:stop()
   end)
 end)
+
+-- The connection timer is armed lazily (a later deadline moves a field, the
+-- timer re-arms when it fires), so these check that each phase still gets
+-- exactly its own timeout, counted from when the phase began.
+describe("connection timeouts", function()
+  local srv
+  setup(function()
+    srv = H.start { modules = false, fixtures = { "spec/host/fixtures" },
+                    env = { KEEPALIVE_TIMEOUT_MS = 400, HEADER_TIMEOUT_MS = 1500 } }
+  end)
+  teardown(function() srv:stop() end)
+
+  local function get(sock, i)
+    assert(sock:send("GET /t/items/" .. i .. " HTTP/1.1\r\nHost: x\r\n\r\n"))
+    local res = assert(H.read_response(sock, "GET"))
+    assert.are.equal(tostring(i), json.decode(res.body).id)
+  end
+
+  it("counts keep-alive from the last answer, then closes an idle connection", function()
+    local sock = srv:connect(3)
+    -- requests 250 ms apart: the connection lives well past one keep-alive
+    -- period because each answer starts a new one
+    for i = 1, 5 do
+      get(sock, i)
+      socket.sleep(0.25)
+    end
+    get(sock, 6)
+    local data, err, partial = sock:receive("*a") -- idle now: the server closes
+    sock:close()
+    assert.are_not.equal("timeout", err)
+    assert.are.equal("", data or partial)
+  end)
+
+  it("gives a request's headers their own timeout after a keep-alive wait", function()
+    local sock = srv:connect(5)
+    get(sock, 1)
+    socket.sleep(0.2)
+    -- headers begun 0.2 s into keep-alive and finished 0.6 s later: past the
+    -- keep-alive deadline (0.4 s), within the header timeout (1.5 s)
+    assert(sock:send("GET /t/items/2 HTTP/1.1\r\n"))
+    socket.sleep(0.6)
+    assert(sock:send("Host: x\r\n\r\n"))
+    local res = assert(H.read_response(sock, "GET"))
+    assert.are.equal("2", json.decode(res.body).id)
+    -- headers that never finish still get their 408
+    assert(sock:send("GET /t/version HTTP/1.1\r\n"))
+    local data, err, partial = sock:receive("*a")
+    sock:close()
+    assert.are_not.equal("timeout", err)
+    assert.truthy((data or partial):match("^HTTP/1.1 408"))
+  end)
+end)
