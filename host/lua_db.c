@@ -100,8 +100,8 @@ static void mark_array(lua_State *L)
 }
 
 /* Upvalues of the C functions below. */
-#define UV_ENCODE lua_upvalueindex(1)
-#define UV_DECODE lua_upvalueindex(2)
+#define UV_ENCODE  lua_upvalueindex(1)
+#define UV_DECODE  lua_upvalueindex(2)
 #define UV_CONVERT lua_upvalueindex(3)
 
 /* ---- Lua values → text parameters --------------------------------------- */
