@@ -168,17 +168,26 @@ static void param_text(lua_State *L, int idx, const char **out)
     luaL_error(L, "db: cannot send a %s as a parameter", luaL_typename(L, idx));
 }
 
-/* Converts arguments first..last; the array is a userdata on the stack. */
-static const char **params_from(lua_State *L, int first, int last)
+/* Converts arguments first..last into params (room for n pointers); the
+ * texts stay alive on the stack until the call returns, and the pool copies
+ * them. Returns NULL for no parameters. */
+static const char **params_from(lua_State *L, int first, int last, const char **params)
 {
     int n = last - first + 1;
     if (n <= 0) return NULL;
     if (n > 65535) luaL_error(L, "db: too many parameters");
     luaL_checkstack(L, n + 8, "db: too many parameters");
-    const char **params = lua_newuserdata(L, (size_t)n * sizeof(char *));
     for (int i = 0; i < n; i++)
         param_text(L, first + i, &params[i]);
     return params;
+}
+
+/* Room for the parameters of a call: on the C stack for the usual few, a
+ * userdata (on the Lua stack, so a raised error frees it) beyond. */
+#define PARAMS_LOCAL 16
+static const char **param_room(lua_State *L, int n, const char **local)
+{
+    return n <= PARAMS_LOCAL ? local : lua_newuserdata(L, (size_t)n * sizeof(char *));
 }
 
 /* ---- waiting for the pool ----------------------------------------------- */
@@ -305,7 +314,8 @@ static int l_query(lua_State *L)
     lp_task *t = lp_task_check(L);
     const char *sql = luaL_checkstring(L, 1);
     int top = lua_gettop(L);
-    const char **params = params_from(L, 2, top);
+    const char *local[PARAMS_LOCAL];
+    const char **params = params_from(L, 2, top, param_room(L, top - 1, local));
     lp_pg_pool *pool = pool_of(L);
     if (pool == NULL) return refused(L, NULL, LP_EUNAVAIL);
     pending *p = pending_new(L, t);
@@ -387,7 +397,8 @@ static int l_conn_query(lua_State *L)
     conn_ud *c = check_conn(L, 1);
     const char *sql = luaL_checkstring(L, 2);
     int top = lua_gettop(L);
-    const char **params = params_from(L, 3, top);
+    const char *local[PARAMS_LOCAL];
+    const char **params = params_from(L, 3, top, param_room(L, top - 2, local));
     pending *p = pending_new(L, t);
     int err = lp_pg_conn_query(c->conn, sql, top - 2, params, on_query, p);
     if (err != 0) return refused(L, p, err);
@@ -649,8 +660,8 @@ static void push_rows(lua_State *L, PGresult *res)
     }
     lua_replace(L, names); /* the rows take the first name's slot */
     lua_settop(L, names);
-    const char *affected = PQcmdTuples(res);
-    lua_pushnumber(L, *affected ? strtod(affected, NULL) : rows);
+    const char *affected = PQcmdTuples(res); /* digits, or "" for commands without a count */
+    lua_pushnumber(L, *affected ? (double)strtoull(affected, NULL, 10) : rows);
     lua_pushstring(L, PQcmdStatus(res));
 }
 

@@ -40,6 +40,7 @@ struct lp_gen {
     int retired;
     lp_router *router;
     int dispatch_ref; /* registry ref of shared.dispatch's function          */
+    int build_ref;    /* registry ref of the request-table builder           */
     int handlers_ref; /* registry ref of { [i] = {fn=, opts=, route=} }       */
     retire_hook *hooks;
     /* Coroutines whose last task returned normally: a new task takes one
@@ -302,6 +303,15 @@ static int pcall_tb(lua_State *L, int nargs, int nres)
     return rc;
 }
 
+/* The request table is built by a Lua constructor: its constant keys cost
+ * nothing per request, where lua_setfield would hash and insert each. */
+static const char build_lua[] =
+    "return function(method, path, id, route, body, rawQuery, query, headers, params, peer)\n"
+    "  return { method = method, path = path, id = id, route = route, body = body,\n"
+    "           rawQuery = rawQuery, query = query, headers = headers, params = params,\n"
+    "           peer = peer }\n"
+    "end\n";
+
 static lp_gen *gen_load(lp_vm *vm, char *err, size_t errsize)
 {
     const lp_config *cfg = vm->host->cfg;
@@ -355,6 +365,12 @@ static lp_gen *gen_load(lp_vm *vm, char *err, size_t errsize)
     lua_pushstring(L, "");
     lua_setfield(L, -2, "cpath");
     lua_pop(L, 1);
+
+    /* 0. the request-table builder (see push_request) */
+    if (luaL_loadbuffer(L, build_lua, sizeof(build_lua) - 1, "=request") != 0 ||
+        pcall_tb(L, 0, 1) != 0)
+        goto fail;
+    g->build_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
     /* 1. the dispatcher */
     lua_getglobal(L, "require");
@@ -657,26 +673,19 @@ static void push_query(lua_State *L, const char *q, size_t n)
     }
 }
 
-static void push_request(lua_State *co, lp_request *req, const lp_route_match *m)
+static void push_request(lua_State *co, lp_gen *g, lp_request *req, const lp_route_match *m)
 {
-    lua_createtable(co, 0, 10);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, g->build_ref);
     lua_pushstring(co, req->method);
-    lua_setfield(co, -2, "method");
     lua_pushlstring(co, req->path, req->path_len);
-    lua_setfield(co, -2, "path");
     lua_pushstring(co, req->id);
-    lua_setfield(co, -2, "id");
     lua_pushstring(co, req->route);
-    lua_setfield(co, -2, "route");
     lua_pushlstring(co, req->body, req->body_len);
-    lua_setfield(co, -2, "body");
     if (req->query)
         lua_pushlstring(co, req->query, req->query_len);
     else
         lua_pushliteral(co, "");
-    lua_setfield(co, -2, "rawQuery");
     push_query(co, req->query, req->query_len);
-    lua_setfield(co, -2, "query");
     lua_createtable(co, 0, req->nheaders);
     for (int i = 0; i < req->nheaders; i++) {
         const lp_header *h = &req->headers[i];
@@ -693,18 +702,17 @@ static void push_request(lua_State *co, lp_request *req, const lp_route_match *m
         }
         lua_rawset(co, -3);
     }
-    lua_setfield(co, -2, "headers");
     lua_createtable(co, 0, m->nparams);
     for (int i = 0; i < m->nparams; i++) {
         push_decoded(co, m->params[i].value, m->params[i].value_len, 0);
         lua_setfield(co, -2, m->params[i].name);
     }
-    lua_setfield(co, -2, "params");
     char peer[64];
-    if (lp_request_peer(req, peer, sizeof peer) == 0) {
+    if (lp_request_peer(req, peer, sizeof peer) == 0)
         lua_pushstring(co, peer);
-        lua_setfield(co, -2, "peer");
-    }
+    else
+        lua_pushnil(co);
+    lua_call(co, 10, 1); /* on the coroutine before it starts: only OOM can raise */
 }
 
 void lp_vm_handle(lp_request *req, void *arg)
@@ -741,7 +749,7 @@ void lp_vm_handle(lp_request *req, void *arg)
     lua_rawgeti(co, LUA_REGISTRYINDEX, g->handlers_ref);
     lua_rawgeti(co, -1, m.handler);
     lua_remove(co, -2);
-    push_request(co, req, &m);
+    push_request(co, g, req, &m);
     task_run(t, 2);
 }
 

@@ -91,6 +91,15 @@ local function run(entry, req)
   return entry.fn(req)
 end
 
+-- The headers of a response whose handler gave none: shared, read only by
+-- the host (which copies them into the response), so not built per request.
+local function frozen(t)
+  return setmetatable(t, { __newindex = function() error("shared response headers", 2) end })
+end
+local JSON_HEADERS = frozen { ["Content-Type"] = "application/json" }
+local TEXT_HEADERS = frozen { ["Content-Type"] = "text/plain; charset=utf-8" }
+local NO_HEADERS = frozen {}
+
 return function(entry, req)
   setmetatable(req, Request)
   local ok, status, body, headers = xpcall(run, traceback, entry, req)
@@ -113,7 +122,11 @@ return function(entry, req)
     end
     return encode_problem(problem.new(500, "internal_error", "internal error"), req.id)
   end
-  headers = headers or {}
+  if headers == nil then
+    if type(body) == "table" then return status or 200, json.encode(body), JSON_HEADERS end
+    if body == nil then return status or 200, "", NO_HEADERS end
+    return status or 200, body, TEXT_HEADERS
+  end
   if type(body) == "table" then
     if not headers["Content-Type"] then headers["Content-Type"] = "application/json" end
     body = json.encode(body)
