@@ -18,6 +18,7 @@
  * caller still walks valid until the loop turns. */
 #include "pg.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
@@ -26,6 +27,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "log.h"
 #include "lp.h"
 
 enum { J_QUERY, J_BATCH, J_ACQUIRE, J_RESET, J_LISTEN };
@@ -68,6 +70,7 @@ typedef struct pg_stmt {
 
 struct lp_pg_conn {
     lp_pg_pool *pool;
+    int resolving;   /* waits for the pool's host name lookup              */
     PGconn *pg;      /* NULL while down                                     */
     uv_poll_t *poll; /* heap: closed and freed independently of the slot     */
     int poll_fd;
@@ -132,6 +135,17 @@ struct lp_pg_pool {
     char **channels;
     int nchannels, channels_cap;
     int nlistened; /* channels[0..nlistened) are LISTENed on the connection */
+    /* Host name lookup, off the loop (libpq's own getaddrinfo would block
+     * it): `resolve` is the URL's host when it is a name, NULL when it is an
+     * address or a socket directory. The addresses found are tried in turn
+     * (one per connect, the next after a failure), passed as hostaddr. */
+    char *resolve;
+    char addrs[LP_PG_MAX_ADDRS][64];
+    int naddrs, addr_next;
+    uint64_t addrs_at;        /* uv_now of the lookup that found them     */
+    uv_getaddrinfo_t *lookup; /* in flight, or NULL                      */
+    unsigned long lookups;    /* lookups finished */
+    char addr[64];            /* the hostaddr of the connect being set up */
 };
 
 static void slot_connect(lp_pg_conn *c);
@@ -463,6 +477,7 @@ static void schedule_reconnect(lp_pg_conn *c)
 static void connect_failed(lp_pg_conn *c)
 {
     lp_pg_pool *p = c->pool;
+    if (c->pg != NULL && p->naddrs > 1) p->addr_next++; /* the next address, next time */
     pg_close(c);
     p->errors++;
     c->attempts++;
@@ -523,13 +538,117 @@ static void connect_step(lp_pg_conn *c)
     }
 }
 
+/* ---- host name lookup ------------------------------------------------------ */
+
+static void maybe_free(lp_pg_pool *p);
+
+static void on_lookup(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    lp_pg_pool *p = req->data;
+    free(req);
+    p->lookup = NULL;
+    p->handles--;
+    p->lookups++;
+    if (p->closing) {
+        uv_freeaddrinfo(res);
+        maybe_free(p);
+        return;
+    }
+    int n = 0;
+    for (struct addrinfo *a = res; status == 0 && a != NULL && n < LP_PG_MAX_ADDRS;
+         a = a->ai_next) {
+        int rc =
+            a->ai_family == AF_INET6
+                ? uv_ip6_name((struct sockaddr_in6 *)a->ai_addr, p->addrs[n], sizeof(p->addrs[n]))
+                : uv_ip4_name((struct sockaddr_in *)a->ai_addr, p->addrs[n], sizeof(p->addrs[n]));
+        if (rc == 0 && (n == 0 || strcmp(p->addrs[n], p->addrs[n - 1]) != 0)) n++;
+    }
+    uv_freeaddrinfo(res);
+    if (n > 0) {
+        p->naddrs = n;
+        p->addr_next = 0;
+    } else {
+        lp_logf("warn", "database host %s: %s", p->resolve,
+                status != 0 ? uv_strerror(status) : "no address");
+    }
+    /* A name that stops resolving keeps its last addresses for another TTL. */
+    p->addrs_at = uv_now(p->loop);
+    for (int i = 0; i <= p->size; i++) {
+        lp_pg_conn *c = &p->slots[i];
+        if (!c->resolving) continue;
+        c->resolving = 0;
+        if (p->naddrs > 0)
+            slot_connect(c);
+        else
+            connect_failed(c);
+    }
+}
+
+static void start_lookup(lp_pg_pool *p)
+{
+    if (p->lookup != NULL) return;
+    uv_getaddrinfo_t *req = calloc(1, sizeof(*req));
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    if (req == NULL) goto failed;
+    req->data = p;
+    if (uv_getaddrinfo(p->loop, req, on_lookup, p->resolve, NULL, &hints) != 0) {
+        free(req);
+        goto failed;
+    }
+    p->lookup = req;
+    p->handles++;
+    return;
+failed:
+    for (int i = 0; i <= p->size; i++) {
+        lp_pg_conn *c = &p->slots[i];
+        if (c->resolving) {
+            c->resolving = 0;
+            connect_failed(c);
+        }
+    }
+}
+
+/* The URL's host when libpq would look it up by name, else NULL: an
+ * address, a socket directory, a hostaddr given, or a list of hosts (left
+ * to libpq). PGHOST/PGHOSTADDR stand in for what the URL leaves out. */
+static char *host_to_resolve(const char *url)
+{
+    PQconninfoOption *opts = PQconninfoParse(url, NULL);
+    if (opts == NULL) return NULL;
+    const char *host = NULL, *hostaddr = NULL;
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+        if (strcmp(o->keyword, "host") == 0 && o->val != NULL && *o->val) host = o->val;
+        if (strcmp(o->keyword, "hostaddr") == 0 && o->val != NULL && *o->val) hostaddr = o->val;
+    }
+    if (host == NULL) host = getenv("PGHOST");
+    if (hostaddr == NULL) hostaddr = getenv("PGHOSTADDR");
+    char *out = NULL;
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (host != NULL && *host && (hostaddr == NULL || !*hostaddr) && host[0] != '/' &&
+        host[0] != '@' && strchr(host, ',') == NULL && inet_pton(AF_INET, host, buf) != 1 &&
+        inet_pton(AF_INET6, host, buf) != 1)
+        out = strdup(host);
+    PQconninfoFree(opts);
+    return out;
+}
+
 static void quiet_notice(void *arg, const char *message) {}
+
+static void start_lookup(lp_pg_pool *p);
 
 static void slot_connect(lp_pg_conn *c)
 {
     lp_pg_pool *p = c->pool;
-    if (p->closing || c->pg != NULL) return;
-    c->pg = PQconnectStartParams(p->kw, p->vals, 1);
+    if (p->closing || c->pg != NULL || c->resolving) return;
+    if (p->resolve != NULL) {
+        if (p->naddrs == 0 || uv_now(p->loop) - p->addrs_at > LP_PG_DNS_TTL_MS) {
+            c->resolving = 1;
+            start_lookup(p);
+            return;
+        }
+        snprintf(p->addr, sizeof(p->addr), "%s", p->addrs[p->addr_next % p->naddrs]);
+    }
+    c->pg = PQconnectStartParams(p->kw, p->vals, 1); /* copies them: p->addr may change */
     if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD) {
         connect_failed(c);
         return;
@@ -1308,6 +1427,7 @@ void lp_pg_pool_stats(const lp_pg_pool *p, lp_pg_stats *out)
     out->errors = p->errors;
     out->reconnects = p->reconnects;
     out->coalesced = p->coalesced;
+    out->lookups = p->lookups;
 }
 
 /* Adds our session settings to any `options` the URL already carries. */
@@ -1359,6 +1479,8 @@ int lp_pg_pool_open(lp_pg_pool **out, uv_loop_t *loop, const lp_config *cfg)
     p->kw[k] = "options", p->vals[k++] = p->options;
     p->kw[k] = "application_name", p->vals[k++] = "lifeplan";
     p->kw[k] = "client_encoding", p->vals[k++] = "UTF8";
+    p->resolve = host_to_resolve(p->url);
+    if (p->resolve != NULL) p->kw[k] = "hostaddr", p->vals[k++] = p->addr;
     p->kw[k] = NULL, p->vals[k] = NULL;
 
     uv_timer_init(loop, &p->wait_timer);
@@ -1394,6 +1516,7 @@ static void maybe_free(lp_pg_pool *p)
     free(p->slots);
     free(p->url);
     free(p->options);
+    free(p->resolve);
     free(p);
 }
 
@@ -1446,6 +1569,7 @@ void lp_pg_pool_close(lp_pg_pool *p)
     /* listeners are freed with the pool: a notify callback may be the caller */
     for (pg_listen_entry *e = p->listeners; e != NULL; e = e->next)
         e->cb = NULL;
+    if (p->lookup != NULL) uv_cancel((uv_req_t *)p->lookup); /* its callback still runs */
     uv_close((uv_handle_t *)&p->wait_timer, on_pool_timer_closed);
     uv_close((uv_handle_t *)&p->defer, on_pool_timer_closed);
     uv_close((uv_handle_t *)&p->flush, on_pool_timer_closed);

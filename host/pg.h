@@ -12,9 +12,11 @@
  * nothing in flight leaves pipeline mode so libpq parses what the server says
  * unasked (NOTIFY, a FATAL before it hangs up). An ERROR from the server is
  * the request's result; only FATAL/PANIC or a lost socket breaks the
- * connection. Host names are resolved by libpq inside PQconnectStartParams
- * (getaddrinfo, blocking): use an IP address or a socket path in production
- * URLs, or a name that /etc/hosts answers.
+ * connection. A host name in the URL is looked up off the loop
+ * (uv_getaddrinfo, again after LP_PG_DNS_TTL_MS) and its addresses are given
+ * to libpq as `hostaddr`, one per connect and the next after a failed one,
+ * so libpq's own blocking lookup never runs; only a list of several hosts
+ * is left to libpq (and would block: use addresses there).
  *
  * Connections that break (server restart, socket error, FATAL from the
  * server) fail their in-flight work with LP_EUNAVAIL at once, are dropped and
@@ -49,6 +51,8 @@
 #define LP_PG_STMT_CACHE      256  /* prepared statements kept per connection   */
 #define LP_PG_MAX_WAITING     4096 /* queued requests beyond this: LP_EBUSY     */
 #define LP_PG_BACKOFF_MAX_MS  2000
+#define LP_PG_DNS_TTL_MS      60000 /* a host name is looked up again after this */
+#define LP_PG_MAX_ADDRS       4     /* addresses of a host name tried in turn     */
 #define LP_PG_PING_TIMEOUT_MS 1000
 #define LP_PG_MUX_STALL_MS    50 /* no multiplexing behind a job running longer */
 #define LP_PG_PACK_STALL_MS   2  /* no packing behind a job running longer      */
@@ -97,6 +101,7 @@ typedef struct lp_pg_stats {
     unsigned long coalesced;  /* jobs written into a corked socket: sent with the
                                  ones before them in one packet (see pg.c)       */
     int corked;               /* connections corked now (0 once the loop turns)  */
+    unsigned long lookups;    /* host name lookups done off the loop               */
 } lp_pg_stats;
 
 /* Opens a pool on loop for cfg->database_url with cfg->db_pool_size

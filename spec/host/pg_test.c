@@ -566,6 +566,32 @@ static void test_server_down(void)
     close_pool(p);
 }
 
+/* A host name in the URL: looked up off the loop (uv_getaddrinfo) and
+ * handed to libpq as hostaddr; the pool connects and answers as with an
+ * address. Only when the test URL names 127.0.0.1 (scripts/test's does). */
+static void test_host_name(void)
+{
+    const char *at = strstr(base_cfg.database_url, "@127.0.0.1:");
+    if (at == NULL) {
+        fprintf(stderr, "skip test_host_name: DATABASE_URL does not name 127.0.0.1\n");
+        return;
+    }
+    lp_config cfg = base_cfg;
+    snprintf(cfg.database_url, sizeof(cfg.database_url), "%.*s@localhost:%s",
+             (int)(at - base_cfg.database_url), base_cfg.database_url, at + 11);
+    lp_pg_pool *p = open_pool(&cfg);
+    qres r;
+    CHECK(q_sync(p, "SELECT host(inet_server_addr())", 0, NULL, &r) == 0);
+    const char *addr = val(&r, 0, 0);
+    CHECK(strcmp(addr, "127.0.0.1") == 0 || strcmp(addr, "::1") == 0);
+    q_clear(&r);
+    lp_pg_stats st;
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.down == 0 && st.open >= 1);
+    CHECK(st.lookups == 1); /* one lookup served every connection */
+    close_pool(p);
+}
+
 typedef struct spawn_state {
     int done;
     int64_t exit_status;
@@ -1165,6 +1191,7 @@ int main(void)
     test_pinned();
     test_broken_connection();
     test_server_down();
+    test_host_name();
     test_listen();
     test_restart();
     test_close_with_work();
