@@ -658,8 +658,10 @@ static void push_rows(lua_State *L, PGresult *res)
         }
         lua_rawseti(L, -2, r + 1);
     }
-    lua_replace(L, names); /* the rows take the first name's slot */
-    lua_settop(L, names);
+    if (cols > 0) { /* the rows take the first name's slot, the names go */
+        lua_replace(L, names);
+        lua_settop(L, names);
+    }
     const char *affected = PQcmdTuples(res); /* digits, or "" for commands without a count */
     lua_pushnumber(L, *affected ? (double)strtoull(affected, NULL, 10) : rows);
     lua_pushstring(L, PQcmdStatus(res));

@@ -138,6 +138,13 @@ describe("lp.db", function()
       assert.truthy(res.body:find('"rows":[]', 1, true))
       assert.are.equal(0, res.json.affected)
     end)
+
+    it("returns an empty rows array for a command without columns", function()
+      local res = srv:request("POST", "/t/db/command")
+      assert.are.equal(200, res.status)
+      assert.truthy(res.body:find('"rows":[]', 1, true), res.body)
+      assert.are.equal(0, res.json.affected)
+    end)
   end)
 
   describe("parameters", function()

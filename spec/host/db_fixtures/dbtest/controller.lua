@@ -74,6 +74,11 @@ return function(routes)
     return 200, { rows = rows, affected = affected }
   end)
 
+  routes:post("/t/db/command", function()
+    local rows, affected = db.query("UPDATE lp_spec_rt SET v = v WHERE false")
+    return 200, { rows = rows, affected = affected }
+  end)
+
   routes:post("/t/db/params", function(req)
     local b = req:json()
     local rows = db.query([[SELECT $1::text AS s, $2::int8 AS i, $3::float8 AS f, $4::bool AS b,
