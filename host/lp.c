@@ -1,4 +1,4 @@
-/* lp.c — shared helpers: error strings, the monotonic clock. */
+/* lp.c — shared helpers: error strings, the monotonic clock, addresses. */
 #include "lp.h"
 
 #include <stdlib.h>
@@ -36,6 +36,20 @@ const char *lp_strerror(int err)
 double lp_now_ms(void)
 {
     return (double)uv_hrtime() / 1e6;
+}
+
+int lp_ip_name(const struct sockaddr *sa, char *out, size_t size)
+{
+    int rc = sa->sa_family == AF_INET6  ? uv_ip6_name((const struct sockaddr_in6 *)sa, out, size)
+             : sa->sa_family == AF_INET ? uv_ip4_name((const struct sockaddr_in *)sa, out, size)
+                                        : UV_EINVAL;
+    return rc == 0 ? 0 : LP_EINVAL;
+}
+
+int lp_is_ip(const char *host)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    return uv_inet_pton(AF_INET, host, buf) == 0 || uv_inet_pton(AF_INET6, host, buf) == 0;
 }
 
 int lp_buf_append(char **buf, size_t *len, size_t *cap, const char *p, size_t n)

@@ -33,4 +33,13 @@ int lp_buf_append(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
 /* Monotonic milliseconds (uv_hrtime based), for deadlines and durations. */
 double lp_now_ms(void);
 
+struct sockaddr;
+
+/* The text of an IPv4 or IPv6 socket address ("127.0.0.1", "::1") into out.
+ * 0, or LP_EINVAL for another family or a short buffer. */
+int lp_ip_name(const struct sockaddr *sa, char *out, size_t size);
+
+/* True when host is an IPv4 or IPv6 literal rather than a name to look up. */
+int lp_is_ip(const char *host);
+
 #endif

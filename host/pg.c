@@ -18,7 +18,6 @@
  * caller still walks valid until the loop turns. */
 #include "pg.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
@@ -542,6 +541,23 @@ static void connect_step(lp_pg_conn *c)
 
 static void maybe_free(lp_pg_pool *p);
 
+/* The slots waiting for the lookup go on: with the addresses found or, when
+ * the name stopped resolving, the last ones (for another TTL); with none,
+ * as a failed connect (backoff, then a new lookup). */
+static void lookup_ended(lp_pg_pool *p)
+{
+    p->addrs_at = uv_now(p->loop);
+    for (int i = 0; i <= p->size; i++) {
+        lp_pg_conn *c = &p->slots[i];
+        if (!c->resolving) continue;
+        c->resolving = 0;
+        if (p->naddrs > 0)
+            slot_connect(c);
+        else
+            connect_failed(c);
+    }
+}
+
 static void on_lookup(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     lp_pg_pool *p = req->data;
@@ -555,14 +571,10 @@ static void on_lookup(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         return;
     }
     int n = 0;
-    for (struct addrinfo *a = res; status == 0 && a != NULL && n < LP_PG_MAX_ADDRS;
-         a = a->ai_next) {
-        int rc =
-            a->ai_family == AF_INET6
-                ? uv_ip6_name((struct sockaddr_in6 *)a->ai_addr, p->addrs[n], sizeof(p->addrs[n]))
-                : uv_ip4_name((struct sockaddr_in *)a->ai_addr, p->addrs[n], sizeof(p->addrs[n]));
-        if (rc == 0 && (n == 0 || strcmp(p->addrs[n], p->addrs[n - 1]) != 0)) n++;
-    }
+    for (struct addrinfo *a = res; status == 0 && a != NULL && n < LP_PG_MAX_ADDRS; a = a->ai_next)
+        if (lp_ip_name(a->ai_addr, p->addrs[n], sizeof(p->addrs[n])) == 0 &&
+            (n == 0 || strcmp(p->addrs[n], p->addrs[n - 1]) != 0))
+            n++;
     uv_freeaddrinfo(res);
     if (n > 0) {
         p->naddrs = n;
@@ -571,17 +583,7 @@ static void on_lookup(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         lp_logf("warn", "database host %s: %s", p->resolve,
                 status != 0 ? uv_strerror(status) : "no address");
     }
-    /* A name that stops resolving keeps its last addresses for another TTL. */
-    p->addrs_at = uv_now(p->loop);
-    for (int i = 0; i <= p->size; i++) {
-        lp_pg_conn *c = &p->slots[i];
-        if (!c->resolving) continue;
-        c->resolving = 0;
-        if (p->naddrs > 0)
-            slot_connect(c);
-        else
-            connect_failed(c);
-    }
+    lookup_ended(p);
 }
 
 static void start_lookup(lp_pg_pool *p)
@@ -599,13 +601,7 @@ static void start_lookup(lp_pg_pool *p)
     p->handles++;
     return;
 failed:
-    for (int i = 0; i <= p->size; i++) {
-        lp_pg_conn *c = &p->slots[i];
-        if (c->resolving) {
-            c->resolving = 0;
-            connect_failed(c);
-        }
-    }
+    lookup_ended(p);
 }
 
 /* The URL's host when libpq would look it up by name, else NULL: an
@@ -623,18 +619,14 @@ static char *host_to_resolve(const char *url)
     if (host == NULL) host = getenv("PGHOST");
     if (hostaddr == NULL) hostaddr = getenv("PGHOSTADDR");
     char *out = NULL;
-    unsigned char buf[sizeof(struct in6_addr)];
     if (host != NULL && *host && (hostaddr == NULL || !*hostaddr) && host[0] != '/' &&
-        host[0] != '@' && strchr(host, ',') == NULL && inet_pton(AF_INET, host, buf) != 1 &&
-        inet_pton(AF_INET6, host, buf) != 1)
+        host[0] != '@' && strchr(host, ',') == NULL && !lp_is_ip(host))
         out = strdup(host);
     PQconninfoFree(opts);
     return out;
 }
 
 static void quiet_notice(void *arg, const char *message) {}
-
-static void start_lookup(lp_pg_pool *p);
 
 static void slot_connect(lp_pg_conn *c)
 {

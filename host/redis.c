@@ -564,10 +564,7 @@ static void on_resolved(uv_getaddrinfo_t *gai, int status, struct addrinfo *res)
                 pick = a;
                 break;
             }
-        if (pick->ai_family == AF_INET)
-            uv_ip4_name((struct sockaddr_in *)pick->ai_addr, ip, sizeof(ip));
-        else
-            uv_ip6_name((struct sockaddr_in6 *)pick->ai_addr, ip, sizeof(ip));
+        if (lp_ip_name(pick->ai_addr, ip, sizeof(ip)) != 0) ip[0] = '\0';
     }
     uv_freeaddrinfo(res);
     if (ip[0] == '\0') {
@@ -578,15 +575,9 @@ static void on_resolved(uv_getaddrinfo_t *gai, int status, struct addrinfo *res)
     connect_to(r, ip);
 }
 
-static int is_numeric(const char *host)
-{
-    unsigned char buf[sizeof(struct in6_addr)];
-    return uv_inet_pton(AF_INET, host, buf) == 0 || uv_inet_pton(AF_INET6, host, buf) == 0;
-}
-
 static void start_attempt(lp_redis *r)
 {
-    if (r->path[0] != '\0' || is_numeric(r->host)) {
+    if (r->path[0] != '\0' || lp_is_ip(r->host)) {
         connect_to(r, r->host);
         return;
     }

@@ -255,10 +255,7 @@ int lp_request_peer(const lp_request *req, char *buf, size_t len)
         struct sockaddr_storage addr;
         int alen = sizeof(addr);
         if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&addr, &alen) != 0) return LP_EIO;
-        int rc = addr.ss_family == AF_INET6
-                     ? uv_ip6_name((struct sockaddr_in6 *)&addr, c->peer, sizeof(c->peer))
-                     : uv_ip4_name((struct sockaddr_in *)&addr, c->peer, sizeof(c->peer));
-        if (rc != 0) {
+        if (lp_ip_name((struct sockaddr *)&addr, c->peer, sizeof(c->peer)) != 0) {
             c->peer[0] = '\0';
             return LP_EIO;
         }

@@ -122,16 +122,18 @@ return function(entry, req)
     end
     return encode_problem(problem.new(500, "internal_error", "internal error"), req.id)
   end
-  if headers == nil then
-    if type(body) == "table" then return status or 200, json.encode(body), JSON_HEADERS end
-    if body == nil then return status or 200, "", NO_HEADERS end
-    return status or 200, body, TEXT_HEADERS
-  end
   if type(body) == "table" then
-    if not headers["Content-Type"] then headers["Content-Type"] = "application/json" end
     body = json.encode(body)
+    if headers == nil then
+      headers = JSON_HEADERS
+    elseif not headers["Content-Type"] then
+      headers["Content-Type"] = "application/json"
+    end
   elseif body == nil then
     body = ""
+    headers = headers or NO_HEADERS
+  elseif headers == nil then
+    headers = TEXT_HEADERS
   elseif not headers["Content-Type"] then
     headers["Content-Type"] = "text/plain; charset=utf-8"
   end
