@@ -18,12 +18,14 @@
  * caller still walks valid until the loop turns. */
 #include "pg.h"
 
+#include <ctype.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "log.h"
@@ -49,6 +51,10 @@ struct pg_job {
     pg_op *ops;          /* up to 2n: Parse and Execute per statement         */
     int nops, op;        /* ops sent, op now receiving                        */
     int status;          /* first error (LP_EQUERY) or 0                      */
+    int aborted;         /* a statement came back PGRES_PIPELINE_ABORTED      */
+    int sync;            /* a Sync follows its statements (else a later job's) */
+    int solo;            /* never shares a Sync (sent again after a group failed) */
+    int commit_failed;   /* the error came at the Sync: the commit failed     */
     double deadline;     /* wait queue deadline (lp_now_ms)                   */
     int run_timeout_ms;  /* client-side guard once sent, 0 = none             */
     int listen_upto;     /* J_LISTEN: channels covered                        */
@@ -85,10 +91,13 @@ struct lp_pg_conn {
     int sent;     /* a job went out in this loop iteration               */
     int corked;   /* TCP_CORK set: later jobs wait for the pool's flush   */
     int nocork;   /* the socket refused TCP_CORK (a unix socket)          */
-    pg_job *job;  /* in flight, oldest first (receiving), linked by next  */
+    pg_job *job;  /* in flight, oldest first, linked by next              */
     pg_job *job_tail;
+    pg_job *recv;        /* the job results arrive for: job, or behind it in a group */
+    int open;            /* jobs sent since the last Sync: they will share the next  */
     int inflight;        /* jobs in flight: more than one only when multiplexed */
-    uint64_t head_since; /* uv_now when the oldest job in flight became it */
+    uint64_t head_since; /* uv_now when recv became the job receiving       */
+    uint64_t guard_due;  /* when `timer` fires as the run guard, 0 if it is not */
     pg_stmt stmts[LP_PG_STMT_CACHE];
     int nstmts;
     unsigned next_stmt_id;
@@ -126,7 +135,7 @@ struct lp_pg_pool {
     int closing;
     int handles;    /* open uv handles; the pool is freed when 0           */
     int pinned_out; /* pinned slots not yet released                       */
-    unsigned long errors, reconnects, coalesced;
+    unsigned long errors, reconnects, coalesced, shared;
     /* LISTEN */
     pg_listen_entry *listeners;
     unsigned long next_listen_id;
@@ -153,6 +162,9 @@ static void slot_idle(lp_pg_conn *c);
 static void slot_recycle(lp_pg_conn *c);
 static void pump(lp_pg_pool *p);
 static void listen_sync(lp_pg_pool *p);
+static void kick(lp_pg_pool *p);
+static int close_group(lp_pg_conn *c);
+static int watch_connected(lp_pg_conn *c);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -447,9 +459,10 @@ static void pg_close(lp_pg_conn *c)
     c->connecting = 0;
     c->want_write = 0;
     c->failed = 0;
-    c->sent = c->corked = c->nocork = 0;
+    c->sent = c->corked = c->nocork = c->open = 0;
     stmt_clear(c);
     uv_timer_stop(&c->timer);
+    c->guard_due = 0;
     if (c->listener) c->pool->nlistened = 0;
 }
 
@@ -496,6 +509,7 @@ static void connected(lp_pg_conn *c)
 {
     lp_pg_pool *p = c->pool;
     uv_timer_stop(&c->timer);
+    c->guard_due = 0;
     c->connecting = 0;
     if (PQsetnonblocking(c->pg, 1) != 0 || watch_connected(c) != 0) {
         connect_failed(c);
@@ -660,17 +674,42 @@ static void slot_connect(lp_pg_conn *c)
 static pg_job *take_jobs(lp_pg_conn *c)
 {
     pg_job *j = c->job;
-    c->job = c->job_tail = NULL;
-    c->inflight = 0;
+    c->job = c->job_tail = c->recv = NULL;
+    c->inflight = c->open = 0;
     return j;
 }
 
+/* The run guard is armed lazily: a job that starts receiving only notes
+ * when (guard_recv), and the timer, armed for the earliest deadline it has
+ * been told of, checks the job receiving when it fires and re-arms itself
+ * if that job still has time. */
 static void on_run_timeout(uv_timer_t *t)
 {
-    slot_broken(t->data, LP_ETIMEDOUT);
+    lp_pg_conn *c = t->data;
+    c->guard_due = 0;
+    if (c->recv == NULL || c->recv->run_timeout_ms <= 0) return;
+    uint64_t due = c->head_since + (uint64_t)c->recv->run_timeout_ms, now = uv_now(c->pool->loop);
+    if (now < due) {
+        uv_timer_start(t, on_run_timeout, due - now, 0);
+        c->guard_due = due;
+        return;
+    }
+    slot_broken(c, LP_ETIMEDOUT);
 }
 
-/* ---- write coalescing ----------------------------------------------------
+/* Starts the client-side guard for the job now receiving. */
+static void guard_recv(lp_pg_conn *c)
+{
+    uint64_t now = uv_now(c->pool->loop);
+    c->head_since = now;
+    if (c->recv == NULL || c->recv->run_timeout_ms <= 0) return;
+    uint64_t due = now + (uint64_t)c->recv->run_timeout_ms;
+    if (c->guard_due != 0 && c->guard_due <= due) return; /* it fires first, then checks */
+    uv_timer_start(&c->timer, on_run_timeout, (uint64_t)c->recv->run_timeout_ms, 0);
+    c->guard_due = due;
+}
+
+/* ---- write coalescing and shared Syncs ----------------------------------
  *
  * libpq 15's PQpipelineSync always flushes, so every job is one send(): on
  * loopback each is a packet delivered and a backend woken. The first job of
@@ -680,13 +719,36 @@ static void on_run_timeout(uv_timer_t *t)
  * loop next blocks in poll) uncorks: one packet, one wake-up for all of
  * them. Nothing waits longer than the loop iteration that sent it (the
  * kernel's own ceiling is 200 ms). Sockets that refuse TCP_CORK (unix
- * sockets) are left alone. */
+ * sockets) are left alone.
+ *
+ * Reads go further. A job whose statements are all plain SELECTs (see
+ * plain_select), sent behind another in the same iteration, gets no Sync of
+ * its own: up to LP_PG_SHARE_MAX of them share the one `flush` sends, so
+ * they are one implicit transaction and the server commits, answers
+ * ReadyForQuery and flushes once for all of them, and nothing leaves libpq's
+ * buffer until then. Each job's results are kept until that Sync confirms
+ * the commit. If any statement in such a group fails, the transaction took
+ * every job in it down: the failing job gets its error, and every other job
+ * is queued again (first in line) to run alone with its own Sync, as if the
+ * group had never formed. */
 static void on_flush(uv_prepare_t *h)
 {
     lp_pg_pool *p = h->data;
     int off = 0;
     for (int i = 0; i <= p->size; i++) {
         lp_pg_conn *c = &p->slots[i];
+        if (c->open > 0 && c->pg != NULL && !c->failed) {
+            int ok = close_group(c);
+            if (ok) {
+                int r = PQflush(c->pg);
+                ok = r >= 0;
+                c->want_write = r == 1;
+            }
+            if (!ok || watch_connected(c) != 0) {
+                c->failed = 1;
+                kick(p);
+            }
+        }
         if (c->corked && c->pg != NULL)
             setsockopt(PQsocket(c->pg), IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
         c->corked = c->sent = 0;
@@ -695,15 +757,15 @@ static void on_flush(uv_prepare_t *h)
     p->flushing = 0;
 }
 
+/* Notes that c sent in this iteration, corking its socket from the second
+ * job on, and makes sure `flush` runs before the loop waits. */
 static void cork(lp_pg_conn *c)
 {
     lp_pg_pool *p = c->pool;
+    if (p->closing) return;
     if (c->corked) {
         p->coalesced++;
-        return;
-    }
-    if (p->closing || c->nocork) return;
-    if (c->sent) {
+    } else if (c->sent && !c->nocork) {
         int on = 1;
         if (setsockopt(PQsocket(c->pg), IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) == 0) {
             c->corked = 1;
@@ -718,19 +780,70 @@ static void cork(lp_pg_conn *c)
     }
 }
 
+/* Sends the Sync that ends the open group (libpq flushes it). */
+static int close_group(lp_pg_conn *c)
+{
+    c->open = 0;
+    c->job_tail->sync = 1;
+    return PQpipelineSync(c->pg);
+}
+
+static int word_is(const char *w, size_t n, const char *kw)
+{
+    return strlen(kw) == n && strncasecmp(w, kw, n) == 0;
+}
+
+/* A statement that may share a Sync: it starts with SELECT and has no
+ * locking clause (FOR UPDATE/SHARE), no INTO, no second command. Anything
+ * else — writes, WITH (it may hold one), row locks — keeps its own Sync, so
+ * neither its locks nor its commit wait for other requests. The test is by
+ * words, quotes ignored: a "for" inside a literal only costs the sharing. */
+static int plain_select(const char *sql)
+{
+    const char *s = sql;
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '(')
+        s++;
+    if (strncasecmp(s, "select", 6) != 0 || isalnum((unsigned char)s[6]) || s[6] == '_') return 0;
+    for (s += 6; *s;) {
+        if (*s == ';') return 0;
+        if (!isalpha((unsigned char)*s) && *s != '_') {
+            s++;
+            continue;
+        }
+        const char *w = s;
+        while (isalnum((unsigned char)*s) || *s == '_' || *s == '$')
+            s++;
+        size_t n = (size_t)(s - w);
+        if (word_is(w, n, "for") || word_is(w, n, "into")) return 0;
+    }
+    return 1;
+}
+
+static int shareable(const pg_job *j)
+{
+    if ((j->kind != J_QUERY && j->kind != J_BATCH) || j->solo) return 0;
+    for (int i = 0; i < j->n; i++)
+        if (!plain_select(j->q[i].sql)) return 0;
+    return 1;
+}
+
 /* Sends every statement of j (Parse only the first time a text is seen on
- * this connection) and a Sync. A failure marks the slot for the defer timer:
- * callbacks must not run inside the API call that started the job. */
+ * this connection) and a Sync, or no Sync when j joins the open group. A
+ * failure marks the slot for the defer timer: callbacks must not run inside
+ * the API call that started the job. */
 static void job_start(lp_pg_conn *c, pg_job *j)
 {
     PGconn *pg = c->pg;
     int first = c->job == NULL;
+    int share = !first && c->sent && !c->pinned && !c->listener && shareable(j);
+    int ok = 1;
+    if (!share && c->open > 0) ok = close_group(c);
     cork(c);
     j->next = NULL;
-    if (first) {
-        c->job = j;
-        c->head_since = uv_now(c->pool->loop);
-    } else
+    j->sync = 0;
+    if (first)
+        c->job = c->recv = j;
+    else
         c->job_tail->next = j;
     c->job_tail = j;
     c->inflight++;
@@ -740,7 +853,7 @@ static void job_start(lp_pg_conn *c, pg_job *j)
      * lets libpq parse what the server says unasked (NOTIFY, FATAL). Each job
      * ends with its own Sync, so jobs multiplexed behind it are separate
      * implicit transactions: an error aborts only up to its job's Sync. */
-    int ok = !first || PQenterPipelineMode(pg) == 1;
+    if (ok && first) ok = PQenterPipelineMode(pg) == 1;
     for (int i = 0; i < j->n && ok; i++) {
         const lp_pg_query_spec *q = &j->q[i];
         uint64_t h = hash_sql(q->sql);
@@ -769,8 +882,19 @@ static void job_start(lp_pg_conn *c, pg_job *j)
         }
         j->ops[j->nops++] = (pg_op){OP_EXEC, i, 0, 0};
     }
-    if (ok) ok = PQpipelineSync(pg);
-    if (ok) {
+    int flush = 1;
+    if (ok && share) {
+        c->open++;
+        c->pool->shared++;
+        if (c->open >= LP_PG_SHARE_MAX)
+            ok = close_group(c);
+        else
+            flush = 0; /* `flush` sends it with the group's Sync */
+    } else if (ok) {
+        j->sync = 1;
+        ok = PQpipelineSync(pg);
+    }
+    if (ok && flush) {
         int r = PQflush(pg);
         ok = r >= 0;
         c->want_write = r == 1;
@@ -781,8 +905,7 @@ static void job_start(lp_pg_conn *c, pg_job *j)
         kick(c->pool);
         return;
     }
-    if (first && j->run_timeout_ms > 0)
-        uv_timer_start(&c->timer, on_run_timeout, (uint64_t)j->run_timeout_ms, 0);
+    if (first) guard_recv(c);
 }
 
 /* A client-side deadline, only for a server that stops answering: the
@@ -803,73 +926,114 @@ static int unusable_error(const lp_pg_conn *c, const PGresult *r)
     return sev != NULL && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0);
 }
 
-/* Restarts the client-side guard for the job now at the head. */
-static void guard_head(lp_pg_conn *c)
-{
-    c->head_since = uv_now(c->pool->loop);
-    if (c->job != NULL && c->job->run_timeout_ms > 0)
-        uv_timer_start(&c->timer, on_run_timeout, (uint64_t)c->job->run_timeout_ms, 0);
-    else
-        uv_timer_stop(&c->timer);
-}
-
 static void deliver_notifies(lp_pg_conn *c);
 
-/* The pipeline reached its Sync: decide the slot's fate, then report. */
+/* Puts jobs back at the head of the wait queue, in order, to run alone. */
+static void requeue(lp_pg_pool *p, pg_job *list)
+{
+    if (list == NULL) return;
+    pg_job *tail = list;
+    double deadline = lp_now_ms() + p->cfg->db_wait_timeout_ms;
+    for (pg_job *j = list;; j = j->next) {
+        for (int i = 0; i < j->n; i++) {
+            PQclear(j->res[i]);
+            j->res[i] = NULL;
+        }
+        j->status = j->aborted = j->commit_failed = 0;
+        j->solo = 1;
+        j->deadline = deadline;
+        p->nwaiting++;
+        tail = j;
+        if (j->next == NULL) break;
+    }
+    tail->next = p->qhead;
+    p->qhead = list;
+    if (p->qtail == NULL) p->qtail = tail;
+    wait_timer_arm(p);
+}
+
+/* The pipeline reached a Sync: it ends recv and the jobs before it that
+ * shared it. Decide the slot's fate, send again what a failed group took
+ * down, then report. */
 static void job_done(lp_pg_conn *c)
 {
     lp_pg_pool *p = c->pool;
-    pg_job *j = c->job;
-    c->job = j->next;
+    pg_job *group = c->job, *last = c->recv;
+    int n = 1, failed = 0;
+    for (pg_job *j = group;; j = j->next, n++) {
+        failed |= j->status != 0 || j->aborted;
+        if (j == last) break;
+    }
+    c->job = c->recv = last->next;
     if (c->job == NULL) c->job_tail = NULL;
-    c->inflight--;
-    j->next = NULL;
-    int status = j->status;
+    c->inflight -= n;
+    last->next = NULL;
     if (c->job != NULL) { /* multiplexed: the next job is already on the wire */
-        guard_head(c);
-        pump(p); /* room for a waiter on this connection */
-        job_finish(p, j, status);
-        return;
-    }
-    uv_timer_stop(&c->timer);
-    if (PQexitPipelineMode(c->pg) != 1) { /* results we did not expect: not reusable */
-        pg_close(c);
-        if (!c->pinned) schedule_reconnect(c);
-        if (!c->listener) pump(p);
-        job_finish(p, j, status);
-        return;
-    }
-
-    if (c->listener) {
-        if (status == 0) {
-            p->nlistened = j->listen_upto;
-            listen_sync(p);
-        } else { /* LISTEN refused: retry on a new connection, with backoff */
+        guard_recv(c);
+    } else {
+        uv_timer_stop(&c->timer);
+        c->guard_due = 0;
+        if (PQexitPipelineMode(c->pg) != 1) { /* results we did not expect: not reusable */
             pg_close(c);
-            c->attempts++;
-            schedule_reconnect(c);
+            if (!c->pinned) schedule_reconnect(c);
+        } else if (c->listener) {
+            if (last->status == 0) {
+                p->nlistened = last->listen_upto;
+                listen_sync(p);
+            } else { /* LISTEN refused: retry on a new connection, with backoff */
+                pg_close(c);
+                c->attempts++;
+                schedule_reconnect(c);
+            }
+        } else if (last->kind == J_RESET && last->status != 0) {
+            slot_recycle(c);
+        } else if (!c->pinned) {
+            slot_idle(c); /* pinned: the holder decides what comes next */
         }
-        job_finish(p, j, status);
-        return;
     }
-    if (j->kind == J_RESET && status != 0)
-        slot_recycle(c);
-    else if (!c->pinned)
-        slot_idle(c); /* pinned: the holder decides what comes next */
-    pump(p);          /* waiters first: a callback queueing new work goes behind them */
-    job_finish(p, j, status);
+    if (n > 1 && failed) { /* keep the jobs that failed by themselves */
+        pg_job *again = NULL, **atail = &again, **keep = &group;
+        while (*keep != NULL) {
+            pg_job *j = *keep;
+            if (j->status == LP_EQUERY && !j->commit_failed) {
+                keep = &j->next;
+                continue;
+            }
+            *keep = j->next;
+            j->next = NULL;
+            *atail = j;
+            atail = &j->next;
+        }
+        requeue(p, again);
+    }
+    if (!c->listener) pump(p); /* waiters first: a callback queueing new work goes behind them */
+    for (pg_job *j = group, *next; j != NULL; j = next) {
+        next = j->next;
+        job_finish(p, j, j->status);
+    }
 }
 
 /* Reads every result available, routing them to the in-flight jobs in the
- * order they were sent; each Sync finishes one job. */
+ * order they were sent; each Sync finishes the jobs up to it. */
 static void process_results(lp_pg_conn *c)
 {
-    while (c->pg != NULL && c->job != NULL && !PQisBusy(c->pg)) {
-        pg_job *j = c->job;
+    while (c->pg != NULL && c->recv != NULL) {
+        pg_job *j = c->recv;
+        if (j->op == j->nops && !j->sync) { /* answered: waits for a later job's Sync */
+            if (j->next == NULL) break;     /* the group is still open */
+            c->recv = j->next;
+            guard_recv(c);
+            continue;
+        }
+        if (PQisBusy(c->pg)) break;
         PGresult *r = PQgetResult(c->pg);
         if (r == NULL) {
             if (j->op < j->nops && j->ops[j->op].got) {
                 j->op++;
+                continue;
+            }
+            if (j->commit_failed == 1) { /* the end of the commit's error */
+                j->commit_failed = 2;
                 continue;
             }
             break;
@@ -877,11 +1041,25 @@ static void process_results(lp_pg_conn *c)
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_PIPELINE_SYNC) {
             PQclear(r);
+            if (j->op < j->nops || !j->sync) { /* a Sync we did not send here */
+                slot_broken(c, LP_EUNAVAIL);
+                return;
+            }
             job_done(c); /* callbacks may start, release or close: re-check */
             continue;
         }
-        if (j->op >= j->nops) { /* more results than statements: not ours */
-            PQclear(r);
+        if (j->op >= j->nops) {
+            /* After the last statement only the commit can fail (a deferred
+             * constraint, a serialization failure): the job's error. */
+            if (st == PGRES_FATAL_ERROR && j->sync && !j->commit_failed && !unusable_error(c, r)) {
+                int last = j->n - 1;
+                PQclear(j->res[last]);
+                j->res[last] = r;
+                j->status = LP_EQUERY;
+                j->commit_failed = 1;
+                continue;
+            }
+            PQclear(r); /* more results than statements: not ours */
             slot_broken(c, LP_EUNAVAIL);
             return;
         }
@@ -894,6 +1072,7 @@ static void process_results(lp_pg_conn *c)
             slot_broken(c, LP_EUNAVAIL);
             return;
         }
+        if (st == PGRES_PIPELINE_ABORTED) j->aborted = 1;
         if (failed && st != PGRES_PIPELINE_ABORTED && j->status == 0) j->status = LP_EQUERY;
         /* Keep the first meaningful result per statement: a failed Parse's
          * error, not the "aborted" of the Execute that follows it. */
@@ -955,7 +1134,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
     }
     if (c->listener) deliver_notifies(c);
     if (c->pg == NULL) return;
-    if (c->job)
+    if (c->job != NULL)
         process_results(c);
     else
         check_quiet(c);
@@ -1419,6 +1598,7 @@ void lp_pg_pool_stats(const lp_pg_pool *p, lp_pg_stats *out)
     out->errors = p->errors;
     out->reconnects = p->reconnects;
     out->coalesced = p->coalesced;
+    out->shared = p->shared;
     out->lookups = p->lookups;
 }
 

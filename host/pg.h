@@ -8,7 +8,9 @@
  * statements and a Sync in one write); once every connection is busy,
  * further requests are multiplexed (see lp_pg_query). Segments written to one
  * TCP connection in the same loop iteration leave as one packet (TCP_CORK
- * from the second until the loop is about to wait: see pg.c). A connection with
+ * from the second until the loop is about to wait), and plain SELECTs among
+ * them share one Sync (see pg.c: a group that fails is run again job by job,
+ * so a caller sees the result it would have had alone). A connection with
  * nothing in flight leaves pipeline mode so libpq parses what the server says
  * unasked (NOTIFY, a FATAL before it hangs up). An ERROR from the server is
  * the request's result; only FATAL/PANIC or a lost socket breaks the
@@ -56,6 +58,7 @@
 #define LP_PG_PING_TIMEOUT_MS 1000
 #define LP_PG_MUX_STALL_MS    50 /* no multiplexing behind a job running longer */
 #define LP_PG_PACK_STALL_MS   2  /* no packing behind a job running longer      */
+#define LP_PG_SHARE_MAX       8  /* plain SELECTs sharing one Sync (see pg.c)   */
 
 typedef struct lp_pg_pool lp_pg_pool;
 typedef struct lp_pg_conn lp_pg_conn; /* a connection pinned by lp_pg_acquire */
@@ -101,6 +104,8 @@ typedef struct lp_pg_stats {
     unsigned long coalesced;  /* jobs written into a corked socket: sent with the
                                  ones before them in one packet (see pg.c)       */
     int corked;               /* connections corked now (0 once the loop turns)  */
+    unsigned long shared;     /* jobs sent without a Sync of their own: they shared
+                                 a later job's (plain SELECTs, see pg.c)          */
     unsigned long lookups;    /* host name lookups done off the loop               */
 } lp_pg_stats;
 
@@ -113,8 +118,9 @@ int lp_pg_pool_open(lp_pg_pool **pool, uv_loop_t *loop, const lp_config *cfg);
 
 /* Runs one statement on a free connection. When every connection is busy
  * it is multiplexed: pipelined behind the work in flight on the least busy
- * unpinned connection, each job ending with its own Sync (its own implicit
- * transaction: an error in one does not touch its neighbours), up to
+ * unpinned connection, each job its own implicit transaction (an error in
+ * one does not touch its neighbours: reads that shared a Sync with a
+ * failing one are sent again alone, after the work already in flight), up to
  * cfg->db_pipeline_depth jobs per connection and never behind a job that
  * has run for LP_PG_MUX_STALL_MS. With cfg->db_pipeline_pack > 0 it is
  * instead packed first onto the busiest connection with fewer jobs than

@@ -89,9 +89,11 @@ static int pg_gauges(lp_host *h, char **buf, size_t *len, size_t *cap)
                      "# TYPE lifeplan_db_reconnects_total counter\n"
                      "lifeplan_db_reconnects_total %lu\n"
                      "# TYPE lifeplan_db_coalesced_total counter\n"
-                     "lifeplan_db_coalesced_total %lu\n",
+                     "lifeplan_db_coalesced_total %lu\n"
+                     "# TYPE lifeplan_db_shared_sync_total counter\n"
+                     "lifeplan_db_shared_sync_total %lu\n",
                      st.size, st.open, st.busy, st.waiting, st.inflight, !st.down, st.errors,
-                     st.reconnects, st.coalesced);
+                     st.reconnects, st.coalesced, st.shared);
     return lp_buf_append(buf, len, cap, line, (size_t)n);
 }
 

@@ -932,7 +932,13 @@ static void test_multiplex_isolation(void)
     lp_pg_stats st;
     lp_pg_pool_stats(p, &st);
     CHECK(st.inflight == 11 && st.waiting == 0);
-    run_until(&last.done);
+    /* the reads behind the failing one shared its Sync: they run again,
+     * alone, after the ones already in flight */
+    const int *dones[] = {&a.done,    &div.done,  &b.done,        &c.done,
+                          &bind.done, &e.done,    &aborting.done, &after_abort.done,
+                          &syn1.done, &syn2.done, &last.done};
+    for (size_t i = 0; i < sizeof(dones) / sizeof(dones[0]); i++)
+        CHECK(run_until(dones[i]));
 
     CHECK(a.status == 0 && strcmp(val(&a, 0, 0), "a") == 0);
     CHECK(div.status == LP_EQUERY && strcmp(sqlstate(div.res), "22012") == 0);
@@ -961,6 +967,109 @@ static void test_multiplex_isolation(void)
     q_clear(&r);
     lp_pg_pool_stats(p, &st);
     CHECK(st.reconnects == 0 && st.errors == 0);
+    close_pool(p);
+}
+
+/* Plain SELECTs sent behind another in one loop iteration share one Sync
+ * (one transaction, one answer for all); writes and row locks keep their
+ * own. When a group fails, the failing job keeps its error and the others
+ * run again alone, so nothing they did is lost: also when the failure is
+ * the commit at the shared Sync (a deferred unique constraint, written by a
+ * function a SELECT calls). */
+static void test_shared_sync(void)
+{
+    lp_config cfg = base_cfg;
+    cfg.db_pool_size = 1;
+    cfg.db_pipeline_depth = 16;
+    lp_pg_pool *p = open_pool(&cfg);
+    qres r;
+    const char *setup[] = {
+        "DROP TABLE IF EXISTS shared_t CASCADE",
+        "CREATE TABLE shared_t (k int UNIQUE DEFERRABLE INITIALLY DEFERRED)",
+        "CREATE FUNCTION shared_put(int) RETURNS int LANGUAGE sql AS "
+        "'INSERT INTO shared_t VALUES ($1) RETURNING k'",
+        "SELECT pg_backend_pid()",
+    };
+    for (size_t i = 0; i < LP_ARRAY_SIZE(setup); i++) {
+        CHECK(q_sync(p, setup[i], 0, NULL, &r) == 0);
+        if (i + 1 < LP_ARRAY_SIZE(setup)) q_clear(&r);
+    }
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%s", val(&r, 0, 0));
+    q_clear(&r);
+
+    /* reads share; a write and a locking read close the group */
+    lp_pg_stats st0, st;
+    lp_pg_pool_stats(p, &st0);
+    enum { N = 6 };
+    qres lead = {0}, reads[N], write = {0}, locked = {0};
+    memset(reads, 0, sizeof(reads));
+    char nums[N][8];
+    CHECK(lp_pg_query(p, "SELECT 'lead'", 0, NULL, on_q, &lead) == 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(nums[i], sizeof(nums[i]), "%d", i);
+        const char *params[] = {nums[i]};
+        CHECK(lp_pg_query(p, " select $1::int + 1 AS informed", 1, params, on_q, &reads[i]) == 0);
+    }
+    CHECK(lp_pg_query(p, "INSERT INTO shared_t VALUES (100)", 0, NULL, on_q, &write) == 0);
+    CHECK(lp_pg_query(p, "SELECT k FROM shared_t WHERE k = 100 FOR UPDATE", 0, NULL, on_q,
+                      &locked) == 0);
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.shared == st0.shared + N);
+    CHECK(run_until(&locked.done));
+    CHECK(lead.status == 0 && strcmp(val(&lead, 0, 0), "lead") == 0);
+    for (int i = 0; i < N; i++) {
+        CHECK(reads[i].done && reads[i].status == 0 && atoi(val(&reads[i], 0, 0)) == i + 1);
+        q_clear(&reads[i]);
+    }
+    CHECK(write.status == 0 && locked.status == 0 && strcmp(val(&locked, 0, 0), "100") == 0);
+    q_clear(&lead), q_clear(&write), q_clear(&locked);
+
+    /* the commit of a group fails: every job runs again alone, and only the
+     * second insert of 7 fails, at its own commit */
+    qres put1 = {0}, put2 = {0}, by = {0};
+    CHECK(lp_pg_query(p, "SELECT 'lead'", 0, NULL, on_q, &lead) == 0);
+    CHECK(lp_pg_query(p, "SELECT shared_put(7)", 0, NULL, on_q, &put1) == 0);
+    CHECK(lp_pg_query(p, "SELECT shared_put(7)", 0, NULL, on_q, &put2) == 0);
+    CHECK(lp_pg_query(p, "SELECT 'bystander'", 0, NULL, on_q, &by) == 0);
+    lp_pg_pool_stats(p, &st0);
+    CHECK(st0.shared == st.shared + 3);
+    CHECK(run_until(&put1.done) && run_until(&put2.done) && run_until(&by.done));
+    CHECK(lead.status == 0);
+    CHECK(put1.status == 0 && strcmp(val(&put1, 0, 0), "7") == 0);
+    CHECK(put2.status == LP_EQUERY && strcmp(sqlstate(put2.res), "23505") == 0);
+    CHECK(by.status == 0 && strcmp(val(&by, 0, 0), "bystander") == 0);
+    q_clear(&lead), q_clear(&put1), q_clear(&put2), q_clear(&by);
+
+    /* a statement fails in a group: the insert before it was rolled back
+     * with it, runs again and stays */
+    qres put8 = {0}, div = {0}, after = {0};
+    CHECK(lp_pg_query(p, "SELECT 'lead'", 0, NULL, on_q, &lead) == 0);
+    CHECK(lp_pg_query(p, "SELECT shared_put(8)", 0, NULL, on_q, &put8) == 0);
+    CHECK(lp_pg_query(p, "SELECT 1/0", 0, NULL, on_q, &div) == 0);
+    CHECK(lp_pg_query(p, "SELECT 'after'", 0, NULL, on_q, &after) == 0);
+    CHECK(run_until(&put8.done) && run_until(&div.done) && run_until(&after.done));
+    CHECK(put8.status == 0 && strcmp(val(&put8, 0, 0), "8") == 0);
+    CHECK(div.status == LP_EQUERY && strcmp(sqlstate(div.res), "22012") == 0);
+    CHECK(after.status == 0 && strcmp(val(&after, 0, 0), "after") == 0);
+    q_clear(&lead), q_clear(&put8), q_clear(&div), q_clear(&after);
+
+    CHECK(q_sync(p, "SELECT string_agg(k::text, ',' ORDER BY k) FROM shared_t", 0, NULL, &r) == 0);
+    CHECK(strcmp(val(&r, 0, 0), "7,8,100") == 0);
+    q_clear(&r);
+    /* a commit failure alone: the job's error, the connection kept */
+    CHECK(q_sync(p, "INSERT INTO shared_t VALUES (7)", 0, NULL, &r) == LP_EQUERY);
+    CHECK(strcmp(sqlstate(r.res), "23505") == 0);
+    q_clear(&r);
+    CHECK(q_sync(p, "SELECT pg_backend_pid()", 0, NULL, &r) == 0);
+    CHECK(strcmp(val(&r, 0, 0), pid) == 0);
+    q_clear(&r);
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.reconnects == 0 && st.errors == 0);
+    CHECK(q_sync(p, "DROP TABLE shared_t CASCADE", 0, NULL, &r) == 0);
+    q_clear(&r);
+    CHECK(q_sync(p, "DROP FUNCTION shared_put(int)", 0, NULL, &r) == 0);
+    q_clear(&r);
     close_pool(p);
 }
 
@@ -1197,6 +1306,7 @@ int main(void)
     test_close_with_work();
     test_multiplex_order();
     test_multiplex_isolation();
+    test_shared_sync();
     test_bind_mismatch();
     test_multiplex_broken();
     test_multiplex_pinned();
