@@ -52,19 +52,26 @@ int lp_is_ip(const char *host)
     return uv_inet_pton(AF_INET, host, buf) == 0 || uv_inet_pton(AF_INET6, host, buf) == 0;
 }
 
-int lp_buf_append(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
+char *lp_buf_reserve(char **buf, size_t *len, size_t *cap, size_t n)
 {
     if (*len + n + 1 > *cap) {
         size_t ncap = *cap ? *cap : 256;
         while (ncap < *len + n + 1)
             ncap *= 2;
         char *nb = realloc(*buf, ncap);
-        if (nb == NULL) return LP_ENOMEM;
+        if (nb == NULL) return NULL;
         *buf = nb;
         *cap = ncap;
     }
-    if (n) memcpy(*buf + *len, p, n);
+    return *buf + *len;
+}
+
+int lp_buf_append(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
+{
+    char *at = lp_buf_reserve(buf, len, cap, n);
+    if (at == NULL) return LP_ENOMEM;
+    if (n) memcpy(at, p, n);
     *len += n;
-    (*buf)[*len] = '\0';
+    at[n] = '\0';
     return 0;
 }

@@ -30,6 +30,10 @@ const char *lp_strerror(int err);
 /* Appends n bytes to a growing, NUL-terminated buffer. 0 or LP_ENOMEM. */
 int lp_buf_append(char **buf, size_t *len, size_t *cap, const char *p, size_t n);
 
+/* Makes room for n more bytes and the NUL after them; returns where they
+ * go (the caller writes them and adds n to *len), or NULL (LP_ENOMEM). */
+char *lp_buf_reserve(char **buf, size_t *len, size_t *cap, size_t n);
+
 /* Monotonic milliseconds (uv_hrtime based), for deadlines and durations. */
 double lp_now_ms(void);
 

@@ -107,8 +107,11 @@ static void mark_array(lua_State *L)
 /* ---- Lua values → text parameters --------------------------------------- */
 
 /* Pushes the text form of argument idx (or nothing for NULL) and stores a
- * pointer to it in *out: the pushed string keeps it alive on the stack. */
-static void param_text(lua_State *L, int idx, const char **out)
+ * pointer to it in *out: the pushed string keeps it alive on the stack. An
+ * integer is written into num instead when the caller gives room
+ * (PARAM_NUM bytes), so it costs no Lua string. */
+#define PARAM_NUM 24
+static void param_text(lua_State *L, int idx, const char **out, char *num)
 {
     char buf[64];
     switch (lua_type(L, idx)) {
@@ -134,12 +137,16 @@ static void param_text(lua_State *L, int idx, const char **out)
             /* integers by hand: the common case, and snprintf is costly */
             long long iv = (long long)v;
             unsigned long long u = iv < 0 ? 0ULL - (unsigned long long)iv : (unsigned long long)iv;
-            char *e = buf + sizeof(buf) - 1, *d = e;
+            char *e = num != NULL ? num + PARAM_NUM - 1 : buf + sizeof(buf) - 1, *d = e;
             *e = '\0';
             do
                 *--d = (char)('0' + u % 10);
             while ((u /= 10) != 0);
             if (iv < 0) *--d = '-';
+            if (num != NULL) {
+                *out = d;
+                return;
+            }
             lua_pushlstring(L, d, (size_t)(e - d));
             *out = lua_tostring(L, -1);
             return;
@@ -168,17 +175,19 @@ static void param_text(lua_State *L, int idx, const char **out)
     luaL_error(L, "db: cannot send a %s as a parameter", luaL_typename(L, idx));
 }
 
-/* Converts arguments first..last into params (room for n pointers); the
- * texts stay alive on the stack until the call returns, and the pool copies
- * them. Returns NULL for no parameters. */
-static const char **params_from(lua_State *L, int first, int last, const char **params)
+/* Converts arguments first..last into params (room for n pointers, and
+ * for n numbers in nums unless NULL); the texts stay alive on the stack or
+ * in nums until the call returns, and the pool copies them. Returns NULL
+ * for no parameters. */
+static const char **params_from(lua_State *L, int first, int last, const char **params,
+                                char (*nums)[PARAM_NUM])
 {
     int n = last - first + 1;
     if (n <= 0) return NULL;
     if (n > 65535) luaL_error(L, "db: too many parameters");
     luaL_checkstack(L, n + 8, "db: too many parameters");
     for (int i = 0; i < n; i++)
-        param_text(L, first + i, &params[i]);
+        param_text(L, first + i, &params[i], nums != NULL ? nums[i] : NULL);
     return params;
 }
 
@@ -188,6 +197,12 @@ static const char **params_from(lua_State *L, int first, int last, const char **
 static const char **param_room(lua_State *L, int n, const char **local)
 {
     return n <= PARAMS_LOCAL ? local : lua_newuserdata(L, (size_t)n * sizeof(char *));
+}
+
+/* Room for the usual few parameters' numbers; beyond, numbers are strings. */
+static char (*nums_room(int n, char (*local)[PARAM_NUM]))[PARAM_NUM]
+{
+    return n <= PARAMS_LOCAL ? local : NULL;
 }
 
 /* ---- waiting for the pool ----------------------------------------------- */
@@ -315,7 +330,9 @@ static int l_query(lua_State *L)
     const char *sql = luaL_checkstring(L, 1);
     int top = lua_gettop(L);
     const char *local[PARAMS_LOCAL];
-    const char **params = params_from(L, 2, top, param_room(L, top - 1, local));
+    char nums[PARAMS_LOCAL][PARAM_NUM];
+    const char **params =
+        params_from(L, 2, top, param_room(L, top - 1, local), nums_room(top - 1, nums));
     lp_pg_pool *pool = pool_of(L);
     if (pool == NULL) return refused(L, NULL, LP_EUNAVAIL);
     pending *p = pending_new(L, t);
@@ -347,7 +364,7 @@ static lp_pg_query_spec *specs_from(lua_State *L, int idx, int *count)
         const char **params = np > 0 ? lua_newuserdata(L, (size_t)np * sizeof(char *)) : NULL;
         for (int k = 0; k < np; k++) {
             lua_rawgeti(L, item, k + 2);
-            param_text(L, lua_gettop(L), &params[k]);
+            param_text(L, lua_gettop(L), &params[k], NULL);
             /* param_text may have pushed a converted string above the raw
              * value: both stay on the stack until the call returns */
         }
@@ -398,7 +415,9 @@ static int l_conn_query(lua_State *L)
     const char *sql = luaL_checkstring(L, 2);
     int top = lua_gettop(L);
     const char *local[PARAMS_LOCAL];
-    const char **params = params_from(L, 3, top, param_room(L, top - 2, local));
+    char nums[PARAMS_LOCAL][PARAM_NUM];
+    const char **params =
+        params_from(L, 3, top, param_room(L, top - 2, local), nums_room(top - 2, nums));
     pending *p = pending_new(L, t);
     int err = lp_pg_conn_query(c->conn, sql, top - 2, params, on_query, p);
     if (err != 0) return refused(L, p, err);
@@ -882,11 +901,11 @@ static int l_listen(lua_State *L)
 }
 
 /* _stats() → {size, open, busy, waiting, inflight, down, errors, reconnects,
- *             coalesced} */
+ *             coalesced, shared} */
 static int l_stats(lua_State *L)
 {
     lp_pg_pool *pool = pool_of(L);
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, 10);
     if (pool == NULL) return 1;
     lp_pg_stats st;
     lp_pg_pool_stats(pool, &st);
@@ -901,6 +920,7 @@ static int l_stats(lua_State *L)
     F(errors);
     F(reconnects);
     F(coalesced);
+    F(shared);
 #undef F
     lua_pushboolean(L, st.down);
     lua_setfield(L, -2, "down");

@@ -14,11 +14,60 @@
  * which covers won amounts and ids. */
 #include <lauxlib.h>
 #include <lua.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bindings.h"
 
 int luaopen_cjson(lua_State *L);
+
+/* ---- cjson's number hooks ------------------------------------------------
+ *
+ * lua-cjson formats and parses numbers through three functions of its own
+ * fpconv.c (a locale shim around snprintf/strtod). They are defined here,
+ * so the linker takes these instead of that object (were both linked, it
+ * would fail on the duplicates). The host never calls setlocale, so the
+ * decimal point is always '.', and the output is what fpconv gives:
+ * snprintf "%.<precision>g". Integers below 10^precision, which "%g" prints
+ * as plain digits, are written by hand first: snprintf costs ~150 ns a
+ * number (plus its mallocs), and ids and won amounts are integers. */
+#define FPCONV_G_FMT_BUFSIZE 32
+
+void fpconv_init(void);
+int fpconv_g_fmt(char *str, double num, int precision);
+double fpconv_strtod(const char *nptr, char **endptr);
+
+void fpconv_init(void) {}
+
+double fpconv_strtod(const char *nptr, char **endptr)
+{
+    return strtod(nptr, endptr);
+}
+
+int fpconv_g_fmt(char *str, double num, int precision)
+{
+    static const double limit[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6, 1e7,
+                                   1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14};
+    if (precision < 1 || precision > 14) precision = 14;
+    double a = fabs(num);
+    if (a < limit[precision] && a == floor(a) && !(num == 0 && signbit(num))) {
+        unsigned long long u = (unsigned long long)a;
+        char digits[20], *d = digits + sizeof(digits);
+        do
+            *--d = (char)('0' + u % 10);
+        while ((u /= 10) != 0);
+        int n = 0;
+        if (num < 0) str[n++] = '-';
+        size_t len = (size_t)(digits + sizeof(digits) - d);
+        memcpy(str + n, d, len);
+        n += (int)len;
+        str[n] = '\0';
+        return n;
+    }
+    return snprintf(str, FPCONV_G_FMT_BUFSIZE, "%.*g", precision, num);
+}
 
 static char array_mt_key;
 #define PLACEHOLDER "\"\\u0000lp-empty-array\\u0000\""

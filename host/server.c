@@ -347,48 +347,66 @@ static void conn_end(lp_conn *c)
 }
 
 /* Builds the status line and headers into a new buffer. */
+/* A response header line from a script: it must not smuggle a second one. */
+static int header_ok(const lp_header *h)
+{
+    return !memchr(h->value, '\r', h->value_len) && !memchr(h->value, '\n', h->value_len) &&
+           !memchr(h->name, '\r', h->name_len) && !memchr(h->name, '\n', h->name_len);
+}
+
+#define PUT(at, s, n)  (memcpy(at, s, n), at += (n))
+#define PUT_LIT(at, s) PUT(at, s, sizeof(s) - 1)
+
+/* Appends the response head: its size is counted first, so the buffer
+ * grows at most once and every piece is one memcpy. */
 static int build_head(lp_request *req, lp_server *s, int status, const lp_header *hdrs, int n,
                       int chunked, size_t content_length, int closing, char **out, size_t *outlen,
                       size_t *outcap)
 {
-    char num[24];
+    char code[24], clen[24];
     const char *reason = lp_http_reason(status), *date = http_date(s);
-    size_t w = put_dec(num, (uint64_t)(status > 0 ? status : 0));
-    if (lp_buf_append(out, outlen, outcap, "HTTP/1.1 ", 9) ||
-        lp_buf_append(out, outlen, outcap, num, w) || lp_buf_append(out, outlen, outcap, " ", 1) ||
-        lp_buf_append(out, outlen, outcap, reason, strlen(reason)) ||
-        lp_buf_append(out, outlen, outcap, "\r\nServer: lifeplan\r\nDate: ", 26) ||
-        lp_buf_append(out, outlen, outcap, date, strlen(date)) ||
-        lp_buf_append(out, outlen, outcap, "\r\nX-Request-Id: ", 16) ||
-        lp_buf_append(out, outlen, outcap, req->id, strlen(req->id)) ||
-        lp_buf_append(out, outlen, outcap, "\r\n", 2))
-        return LP_ENOMEM;
+    size_t cw = put_dec(code, (uint64_t)(status > 0 ? status : 0)), lw = 0;
+    size_t rl = strlen(reason), dl = strlen(date), il = strlen(req->id);
+    int has_length = !chunked && status != 204 && status != 304;
+    if (has_length) lw = put_dec(clen, content_length);
+    size_t need = sizeof("HTTP/1.1  \r\nServer: lifeplan\r\nDate: \r\nX-Request-Id: \r\n") - 1 +
+                  cw + rl + dl + il + sizeof("\r\n") - 1;
+    for (int i = 0; i < n; i++)
+        need += hdrs[i].name_len + hdrs[i].value_len + 4;
+    need += chunked      ? sizeof("Transfer-Encoding: chunked\r\n") - 1
+            : has_length ? sizeof("Content-Length: \r\n") - 1 + lw
+                         : 0;
+    if (closing) need += sizeof("Connection: close\r\n") - 1;
+    char *at = lp_buf_reserve(out, outlen, outcap, need), *start = at;
+    if (at == NULL) return LP_ENOMEM;
+    PUT_LIT(at, "HTTP/1.1 ");
+    PUT(at, code, cw);
+    PUT_LIT(at, " ");
+    PUT(at, reason, rl);
+    PUT_LIT(at, "\r\nServer: lifeplan\r\nDate: ");
+    PUT(at, date, dl);
+    PUT_LIT(at, "\r\nX-Request-Id: ");
+    PUT(at, req->id, il);
+    PUT_LIT(at, "\r\n");
     for (int i = 0; i < n; i++) {
-        /* Header values from scripts must not smuggle a second header. */
-        if (memchr(hdrs[i].value, '\r', hdrs[i].value_len) ||
-            memchr(hdrs[i].value, '\n', hdrs[i].value_len) ||
-            memchr(hdrs[i].name, '\r', hdrs[i].name_len) ||
-            memchr(hdrs[i].name, '\n', hdrs[i].name_len))
-            continue;
-        if (lp_buf_append(out, outlen, outcap, hdrs[i].name, hdrs[i].name_len) ||
-            lp_buf_append(out, outlen, outcap, ": ", 2) ||
-            lp_buf_append(out, outlen, outcap, hdrs[i].value, hdrs[i].value_len) ||
-            lp_buf_append(out, outlen, outcap, "\r\n", 2))
-            return LP_ENOMEM;
+        if (!header_ok(&hdrs[i])) continue;
+        PUT(at, hdrs[i].name, hdrs[i].name_len);
+        PUT_LIT(at, ": ");
+        PUT(at, hdrs[i].value, hdrs[i].value_len);
+        PUT_LIT(at, "\r\n");
     }
     if (chunked) {
-        if (lp_buf_append(out, outlen, outcap, "Transfer-Encoding: chunked\r\n", 28))
-            return LP_ENOMEM;
-    } else if (status != 204 && status != 304) {
-        w = put_dec(num, content_length);
-        if (lp_buf_append(out, outlen, outcap, "Content-Length: ", 16) ||
-            lp_buf_append(out, outlen, outcap, num, w) ||
-            lp_buf_append(out, outlen, outcap, "\r\n", 2))
-            return LP_ENOMEM;
+        PUT_LIT(at, "Transfer-Encoding: chunked\r\n");
+    } else if (has_length) {
+        PUT_LIT(at, "Content-Length: ");
+        PUT(at, clen, lw);
+        PUT_LIT(at, "\r\n");
     }
-    if (closing && lp_buf_append(out, outlen, outcap, "Connection: close\r\n", 19))
-        return LP_ENOMEM;
-    return lp_buf_append(out, outlen, outcap, "\r\n", 2);
+    if (closing) PUT_LIT(at, "Connection: close\r\n");
+    PUT_LIT(at, "\r\n");
+    *at = '\0';
+    *outlen += (size_t)(at - start);
+    return 0;
 }
 
 static int conn_should_close(lp_conn *c, lp_request *req)

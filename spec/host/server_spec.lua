@@ -101,6 +101,20 @@ describe("host server", function()
     end)
   end)
 
+  describe("JSON numbers", function()
+    it("writes integers as digits and other numbers with 14 significant digits", function()
+      local res = srv:request("GET", "/t/numbers")
+      assert.are.equal('{"n":[0,-0,1,-1,42,-4500,10000000000000,99999999999999,-99999999999999,'
+        .. '1e+14,9.007199254741e+15,1.5,-2.25,0.33333333333333,0.1,1e+300,1e-07,123.456]}', res.body)
+    end)
+
+    it("reads numbers back as they were sent", function()
+      local res = srv:request("POST", "/t/numbers", { body = '{"v":[0,-12,3.25,1e3,-7.5e-3,123456789012]}',
+        headers = { ["Content-Type"] = "application/json" } })
+      assert.are.equal('{"back":{"v":[0,-12,3.25,1000,-0.0075,123456789012]}}', res.body)
+    end)
+  end)
+
   describe("JSON bodies", function()
     it("decodes a JSON object body", function()
       local res = srv:request("POST", "/t/items", { json = { name = "커피", amount = 4500 } })
