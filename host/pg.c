@@ -722,11 +722,12 @@ static void guard_recv(lp_pg_conn *c)
  * sockets) are left alone.
  *
  * Reads go further. A job whose statements are all plain SELECTs (see
- * plain_select), sent behind another in the same iteration, gets no Sync of
- * its own: up to LP_PG_SHARE_MAX of them share the one `flush` sends, so
- * they are one implicit transaction and the server commits, answers
- * ReadyForQuery and flushes once for all of them, and nothing leaves libpq's
- * buffer until then. Each job's results are kept until that Sync confirms
+ * plain_select) gets no Sync of its own: the jobs of one iteration share
+ * the one `flush` sends (up to LP_PG_SHARE_MAX a Sync), so they are one
+ * implicit transaction and the server commits, answers ReadyForQuery and
+ * flushes once for all of them; nothing leaves libpq's buffer (nor is the
+ * socket corked) until then. A lone request loses nothing: its iteration
+ * ends as soon as its handler waits. Each job's results are kept until that Sync confirms
  * the commit. If any statement in such a group fails, the transaction took
  * every job in it down: the failing job gets its error, and every other job
  * is queued again (first in line) to run alone with its own Sync, as if the
@@ -757,6 +758,14 @@ static void on_flush(uv_prepare_t *h)
     p->flushing = 0;
 }
 
+static void flush_soon(lp_pg_pool *p)
+{
+    if (!p->flushing) {
+        uv_prepare_start(&p->flush, on_flush);
+        p->flushing = 1;
+    }
+}
+
 /* Notes that c sent in this iteration, corking its socket from the second
  * job on, and makes sure `flush` runs before the loop waits. */
 static void cork(lp_pg_conn *c)
@@ -774,10 +783,7 @@ static void cork(lp_pg_conn *c)
             c->nocork = 1;
     }
     c->sent = 1;
-    if (!p->flushing) {
-        uv_prepare_start(&p->flush, on_flush);
-        p->flushing = 1;
-    }
+    flush_soon(p);
 }
 
 /* Sends the Sync that ends the open group (libpq flushes it). */
@@ -835,10 +841,14 @@ static void job_start(lp_pg_conn *c, pg_job *j)
 {
     PGconn *pg = c->pg;
     int first = c->job == NULL;
-    int share = !first && c->sent && !c->pinned && !c->listener && shareable(j);
+    int share = !c->pinned && !c->listener && shareable(j);
     int ok = 1;
-    if (!share && c->open > 0) ok = close_group(c);
-    cork(c);
+    if (share) {
+        flush_soon(c->pool); /* nothing is sent before it */
+    } else {
+        if (c->open > 0) ok = close_group(c);
+        cork(c);
+    }
     j->next = NULL;
     j->sync = 0;
     if (first)
@@ -851,8 +861,9 @@ static void job_start(lp_pg_conn *c, pg_job *j)
     j->nops = 0;
     /* Pipeline mode only while jobs run: an idle connection in normal mode
      * lets libpq parse what the server says unasked (NOTIFY, FATAL). Each job
-     * ends with its own Sync, so jobs multiplexed behind it are separate
-     * implicit transactions: an error aborts only up to its job's Sync. */
+     * but shared reads ends with its own Sync, so jobs multiplexed behind it
+     * are separate implicit transactions: an error aborts only up to its
+     * job's Sync (and a shared group is sent again, job by job). */
     if (ok && first) ok = PQenterPipelineMode(pg) == 1;
     for (int i = 0; i < j->n && ok; i++) {
         const lp_pg_query_spec *q = &j->q[i];
