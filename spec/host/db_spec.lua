@@ -258,6 +258,22 @@ describe("lp.db", function()
     assert.are.equal(0, st.inflight) -- every multiplexed job was answered
   end)
 
+  it("keeps concurrent reads apart when some fail: each gets its own answer", function()
+    local before = srv:request("GET", "/t/db/stats").json.shared
+    local out = concurrent(srv, 200, function(i) return "/t/db/div?n=" .. i end)
+    for i = 1, 200 do
+      if i % 7 == 0 then
+        assert.are.equal(500, out[i].status) -- division by zero: its own error
+      else
+        assert.are.equal(200, out[i].status)
+        assert.are.equal(math.floor(i / (i % 7)), out[i].json.n)
+      end
+    end
+    local st = srv:request("GET", "/t/db/stats").json
+    assert.is_true(st.shared > before) -- reads did share Syncs with failing ones
+    assert.are.equal(0, st.inflight)
+  end)
+
   it("delivers NOTIFY to db.listen handlers, also after the listen connection breaks", function()
     assert.are.equal(204, srv:request("POST", "/t/db/notify?payload=first").status)
     assert.truthy(poll(function()

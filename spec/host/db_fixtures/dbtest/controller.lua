@@ -190,6 +190,11 @@ return function(routes)
     return 200, rows[1]
   end)
 
+  routes:get("/t/db/div", function(req)
+    local rows = db.query("SELECT $1::int / ($1::int % 7) AS n", tonumber(req.query.n))
+    return 200, rows[1]
+  end)
+
   routes:get("/t/db/stats", function()
     return 200, db.stats()
   end)
