@@ -727,11 +727,11 @@ static void guard_recv(lp_pg_conn *c)
  * implicit transaction and the server commits, answers ReadyForQuery and
  * flushes once for all of them; nothing leaves libpq's buffer (nor is the
  * socket corked) until then. A lone request loses nothing: its iteration
- * ends as soon as its handler waits. Each job's results are kept until that Sync confirms
- * the commit. If any statement in such a group fails, the transaction took
- * every job in it down: the failing job gets its error, and every other job
- * is queued again (first in line) to run alone with its own Sync, as if the
- * group had never formed. */
+ * ends as soon as its handler waits. Each job's results are kept until
+ * that Sync confirms the commit. If any statement in such a group fails,
+ * the transaction took every job in it down: the failing job gets its
+ * error, and every other job is queued again (first in line) to run alone
+ * with its own Sync, as if the group had never formed. */
 static void on_flush(uv_prepare_t *h)
 {
     lp_pg_pool *p = h->data;
