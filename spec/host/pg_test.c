@@ -121,6 +121,16 @@ static lp_pg_pool *open_pool(lp_config *cfg)
     return p;
 }
 
+/* A pool of one connection taking up to depth jobs in flight; cfg must
+ * outlive it. */
+static lp_pg_pool *open_single(lp_config *cfg, int depth)
+{
+    *cfg = base_cfg;
+    cfg->db_pool_size = 1;
+    cfg->db_pipeline_depth = depth;
+    return open_pool(cfg);
+}
+
 static void close_pool(lp_pg_pool *p)
 {
     lp_pg_pool_close(p);
@@ -902,10 +912,8 @@ static const char *sqlstate(const PGresult *res)
  * Bind or its Parse) leaves the jobs before and after it untouched. */
 static void test_multiplex_isolation(void)
 {
-    lp_config cfg = base_cfg;
-    cfg.db_pool_size = 1;
-    cfg.db_pipeline_depth = 16;
-    lp_pg_pool *p = open_pool(&cfg);
+    lp_config cfg;
+    lp_pg_pool *p = open_single(&cfg, 16);
     qres r;
     CHECK(q_sync(p, "SELECT pg_backend_pid()", 0, NULL, &r) == 0);
     char pid[16];
@@ -972,16 +980,15 @@ static void test_multiplex_isolation(void)
 }
 
 /* Plain SELECTs sent in one loop iteration share one Sync (one
- * transaction, one answer for all); writes and row locks keep their own. When a group fails, the
- * failing job keeps its error and the others run again alone, so nothing they did is lost: also
- * when the failure is the commit at the shared Sync (a deferred unique constraint, written by a
+ * transaction, one answer for all); writes and row locks keep their own.
+ * When a group fails, the failing job keeps its error and the others run
+ * again alone, so nothing they did is lost: also when the failure is the
+ * commit at the shared Sync (a deferred unique constraint, written by a
  * function a SELECT calls). */
 static void test_shared_sync(void)
 {
-    lp_config cfg = base_cfg;
-    cfg.db_pool_size = 1;
-    cfg.db_pipeline_depth = 16;
-    lp_pg_pool *p = open_pool(&cfg);
+    lp_config cfg;
+    lp_pg_pool *p = open_single(&cfg, 16);
     qres r;
     const char *setup[] = {
         "DROP TABLE IF EXISTS shared_t CASCADE",
