@@ -71,6 +71,7 @@ typedef struct pg_stmt {
     unsigned id;       /* statement name is "lp<id>"                              */
     char name[16];     /* "lp<id>", formatted once                               */
     pg_job *preparing; /* the job whose Parse is unanswered, NULL once prepared  */
+    int plain;         /* plain_select(sql), worked out once                     */
 } pg_stmt;
 
 struct lp_pg_conn {
@@ -825,11 +826,21 @@ static int plain_select(const char *sql)
     return 1;
 }
 
-static int shareable(const pg_job *j)
+/* May j share a Sync? Each statement is looked up (or judged, when not
+ * cached); the first statement's lookup is kept for job_start in *h0, *s0. */
+static int shareable(lp_pg_conn *c, const pg_job *j, uint64_t *h0, pg_stmt **s0)
 {
-    if ((j->kind != J_QUERY && j->kind != J_BATCH) || j->solo) return 0;
-    for (int i = 0; i < j->n; i++)
-        if (!plain_select(j->q[i].sql)) return 0;
+    *h0 = 0;
+    *s0 = NULL;
+    if (j->n <= 0) return 0;
+    *h0 = hash_sql(j->q[0].sql);
+    *s0 = stmt_find(c, j->q[0].sql, *h0);
+    if ((j->kind != J_QUERY && j->kind != J_BATCH) || j->solo || c->pinned || c->listener) return 0;
+    for (int i = 0; i < j->n; i++) {
+        const char *sql = j->q[i].sql;
+        const pg_stmt *s = i == 0 ? *s0 : stmt_find(c, sql, hash_sql(sql));
+        if (!(s != NULL ? s->plain : plain_select(sql))) return 0;
+    }
     return 1;
 }
 
@@ -841,7 +852,9 @@ static void job_start(lp_pg_conn *c, pg_job *j)
 {
     PGconn *pg = c->pg;
     int first = c->job == NULL;
-    int share = !c->pinned && !c->listener && shareable(j);
+    uint64_t h0;
+    pg_stmt *s0;
+    int share = shareable(c, j, &h0, &s0);
     int ok = 1;
     if (share) {
         flush_soon(c->pool); /* nothing is sent before it */
@@ -867,8 +880,8 @@ static void job_start(lp_pg_conn *c, pg_job *j)
     if (ok && first) ok = PQenterPipelineMode(pg) == 1;
     for (int i = 0; i < j->n && ok; i++) {
         const lp_pg_query_spec *q = &j->q[i];
-        uint64_t h = hash_sql(q->sql);
-        pg_stmt *s = stmt_find(c, q->sql, h);
+        uint64_t h = i == 0 ? h0 : hash_sql(q->sql);
+        pg_stmt *s = i == 0 ? s0 : stmt_find(c, q->sql, h);
         if (s == NULL && c->nstmts < LP_PG_STMT_CACHE) {
             char *copy = strdup(q->sql);
             if (copy != NULL) {
@@ -877,6 +890,7 @@ static void job_start(lp_pg_conn *c, pg_job *j)
                 s->sql = copy;
                 s->id = ++c->next_stmt_id;
                 s->preparing = j;
+                s->plain = plain_select(copy);
                 snprintf(s->name, sizeof(s->name), "lp%u", s->id);
                 ok = PQsendPrepare(pg, s->name, q->sql, 0, NULL);
                 j->ops[j->nops++] = (pg_op){OP_PREPARE, i, 0, s->id};

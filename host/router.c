@@ -17,11 +17,15 @@ typedef struct route {
     unsigned char is_param[LP_ROUTE_MAX_SEGMENTS];
     int handler;
     int flags;
+    int next; /* 1 + the next route with as many segments, 0 = none    */
 } route;
 
+/* Routes in the order they were added; a match only looks at the ones with
+ * as many segments as the path (a chain per count, in that same order). */
 struct lp_router {
     route *routes;
     int n, cap;
+    int first[LP_ROUTE_MAX_SEGMENTS + 1], last[LP_ROUTE_MAX_SEGMENTS + 1]; /* 1 + index, 0 = none */
 };
 
 lp_router *lp_router_new(void)
@@ -105,6 +109,11 @@ int lp_router_add(lp_router *r, const char *method, const char *pattern, int han
         if (rt->is_param[i]) ((char *)rt->segs[i])[rt->seglen[i]] = '\0';
     rt->handler = handler;
     rt->flags = flags;
+    if (r->last[rt->nsegs])
+        r->routes[r->last[rt->nsegs] - 1].next = r->n + 1;
+    else
+        r->first[rt->nsegs] = r->n + 1;
+    r->last[rt->nsegs] = r->n + 1;
     r->n++;
     return 0;
 bad:
@@ -140,7 +149,7 @@ int lp_router_match(const lp_router *r, const char *method, const char *path, si
     if (strcmp(method, "HEAD") == 0) method = "GET";
 
     int best = -1, best_score = -1, path_known = 0;
-    for (int i = 0; i < r->n; i++) {
+    for (int i = r->first[n] - 1; i >= 0; i = r->routes[i].next - 1) {
         int s = match_route(&r->routes[i], n, segs, lens);
         if (s < 0) continue;
         path_known = 1;
@@ -154,7 +163,7 @@ int lp_router_match(const lp_router *r, const char *method, const char *path, si
         if (!path_known) return LP_ROUTE_NOT_FOUND;
         size_t off = 0;
         if (allow_size) allow[0] = '\0';
-        for (int i = 0; i < r->n; i++) {
+        for (int i = r->first[n] - 1; i >= 0; i = r->routes[i].next - 1) {
             if (match_route(&r->routes[i], n, segs, lens) < 0) continue;
             if (strstr(allow, r->routes[i].method) != NULL) continue; /* listed already */
             int w = snprintf(allow + off, allow_size - off, "%s%s", off ? ", " : "",
