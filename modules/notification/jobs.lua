@@ -143,29 +143,28 @@ function M.profile_index()
   local key = string.format("%s/%s/%s", k.n, k.m, k.u)
   local idx = match.profile_index()
   if idx and cache.get("notification:profiles") == key then return idx end
-  -- in keyset-paged chunks: decoding 100,000 rows at once would hold the
-  -- loop for over a second; a chunk takes a few tens of milliseconds
-  local list, after = {}, 0
+  -- in keyset-paged chunks, each decoded and handed to the engine before the
+  -- next is read: decoding 100,000 rows at once would hold the loop for over
+  -- a second, a chunk takes a few milliseconds; the index is then compiled
+  -- on the thread pool
+  local builder, after = match.profile_builder(), 0
   while true do
     local rows = db.query("SELECT " .. PROFILE_COLS .. " FROM user_profiles WHERE user_id > $1" ..
                           " ORDER BY user_id LIMIT " .. M.PROFILE_CHUNK, after)
-    for _, r in ipairs(rows) do list[#list + 1] = profile_table(r) end
+    local chunk = {}
+    for i, r in ipairs(rows) do chunk[i] = profile_table(r) end
+    if not pcall(builder.add, builder, chunk) then
+      -- one bad profile must not stop everyone's notifications: leave it out
+      for _, p in ipairs(chunk) do
+        if not pcall(builder.add, builder, { p }) then
+          log.warn { msg = "profile left out of the matching index", user = p.id }
+        end
+      end
+    end
     if #rows < M.PROFILE_CHUNK then break end
     after = rows[#rows].user_id
   end
-  local ok, built = pcall(match.profiles, list)
-  if not ok then
-    -- one bad profile must not stop everyone's notifications: leave it out
-    local good = {}
-    for _, p in ipairs(list) do
-      if pcall(match.profiles, { p }) then
-        good[#good + 1] = p
-      else
-        log.warn { msg = "profile left out of the matching index", user = p.id }
-      end
-    end
-    built = match.profiles(good)
-  end
+  local built = builder:build()
   match.set_profiles(built)
   cache.set("notification:profiles", key, 7 * 86400)
   return built

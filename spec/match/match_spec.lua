@@ -158,6 +158,46 @@ describe("lp.match", function()
     assert.are.equal(1, r.r.eligibleCount)
   end)
 
+  it("builds the same profile index a chunk at a time, compiled off the loop", function()
+    local r, code, err = run([[
+      local timer = require "lp.timer"
+      local profiles = {}
+      for i = 1, 3000 do
+        profiles[i] = { id = i, birthDate = string.format("%d-01-01", 1980 + i % 30),
+          regionCode = ({ "11680", "26110", "11" })[1 + i % 3], employmentStatus = "unemployed" }
+      end
+      local b = match.profile_builder()
+      for from = 1, #profiles, 1000 do
+        b:add({ unpack(profiles, from, from + 999) })
+      end
+      local bad_ok, bad_err = pcall(b.add, b, { { id = 9001 }, { id = 9002, regionCode = "99999" } })
+      local counted = b:count()
+      -- the loop keeps turning while the index compiles: a timer fires meanwhile
+      local ticks = 0
+      timer.after(0, function() ticks = ticks + 1 end)
+      local built = b:build()
+      local ticked = ticks
+      local whole = match.profiles(profiles)
+      local policy = { id = 1, ageMin = 19, ageMax = 34, regions = { "11" },
+                       employment = { "unemployed" } }
+      local opts = { today = "2026-03-15" }
+      print(json.encode({ counted = counted, bad_ok = bad_ok, bad_err = tostring(bad_err),
+        n = built:count(), after = b:count(), a = built:reverse(policy, opts),
+        b = whole:reverse(policy, opts), empty = match.profile_builder():build():count(),
+        ticked = ticked }))
+    ]])
+    assert.are.equal(0, code, err)
+    assert.are.equal(3000, r.counted) -- the list with a bad profile added none of it
+    assert.is_false(r.bad_ok)
+    assert.truthy(r.bad_err:find("profile #2", 1, true))
+    assert.are.equal(3000, r.n)
+    assert.are.equal(0, r.after)     -- the builder is empty once built
+    assert.are.same(r.b, r.a)
+    assert.is_true(r.a.eligibleCount > 0)
+    assert.are.equal(0, r.empty)
+    assert.are.equal(1, r.ticked)
+  end)
+
   it("knows the 2026 and 2025 기준 중위소득", function()
     local r, code, err = run([[
       print(json.encode({ match.median_income(2026, 1), match.median_income(2026, 4),
