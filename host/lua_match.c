@@ -13,15 +13,16 @@
  *                                         -- included; nil when the id is unknown
  *   match.eval(policy, profile, opts)     -- the same for a policy table, no index
  *
+ *   local b = match.policy_builder()      -- match.index a chunk at a time
+ *   b:add(policies)                       -- converts now; raises "policy #i:
+ *                                         -- ..." and then adds none of them
+ *   local idx = b:build()                 -- in a task the index is compiled
+ *       -- on the thread pool while the task waits; the builder is empty after
+ *       -- (match.profile_builder() the same for match.profiles)
  *   match.set_policies(idx)               -- publish (nil clears); kept in C, so
  *   match.policies()                      -- it survives reloads → idx or nil
  *
  *   local pidx = match.profiles(profiles) -- array of profile tables with `id`
- *   local b = match.profile_builder()     -- the same, a chunk at a time:
- *   b:add(profiles)                       -- converts now; raises "profile #i:
- *                                         -- ..." and then adds none of them
- *   local pidx = b:build()                -- in a task the index is compiled
- *       -- on the thread pool while the task waits; the builder is empty after
  *   pidx:count(), pidx:memory()
  *   pidx:reverse(policy, opts)            -- opts: today, limit (all)
  *       -- → {eligible = {ids}, possible = {ids}, eligibleCount = n, possibleCount = n}
@@ -799,17 +800,38 @@ static int l_profiles(lua_State *L)
     return 1;
 }
 
-/* ---- the profile builder ----
+/* ---- builders ----
  *
- * match.profiles converts and compiles in one call on the loop: for 100,000
- * profiles that holds it ~50 ms. A builder takes the conversion a chunk at a
- * time (the caller reads the next chunk from the database in between) and
- * compiles on the thread pool: the profiles are plain data by then. */
+ * match.index and match.profiles convert and compile in one call on the
+ * loop: for 100,000 profiles that holds it ~50 ms. A builder takes the
+ * conversion a chunk at a time (the caller reads the next chunk from the
+ * database in between) and compiles on the thread pool: by then the
+ * policies or profiles are plain data. */
 
 typedef struct builder {
-    lp_profile *ps;
-    size_t n, cap;
+    int policies;    /* a policy builder, else a profile builder          */
+    void *items;     /* lp_policy or lp_profile, n of them                */
+    size_t n, cap;   /* items                                             */
+    uint32_t *codes; /* policies: every policy's region codes, in order   */
+    size_t ncodes, codes_cap;
+    size_t *offs; /* policies: where each one's codes start            */
+    size_t offs_cap;
 } builder;
+
+static size_t item_size(const builder *b)
+{
+    return b->policies ? sizeof(lp_policy) : sizeof(lp_profile);
+}
+
+static void builder_clear(builder *b)
+{
+    free(b->items);
+    free(b->codes);
+    free(b->offs);
+    int policies = b->policies;
+    memset(b, 0, sizeof *b);
+    b->policies = policies;
+}
 
 static builder *check_builder(lua_State *L, int i)
 {
@@ -818,20 +840,42 @@ static builder *check_builder(lua_State *L, int i)
 
 static int l_builder_gc(lua_State *L)
 {
-    builder *b = check_builder(L, 1);
-    free(b->ps);
-    b->ps = NULL;
-    b->n = b->cap = 0;
+    builder_clear(check_builder(L, 1));
     return 0;
+}
+
+static int new_builder(lua_State *L, int policies)
+{
+    builder *b = lua_newuserdata(L, sizeof *b);
+    memset(b, 0, sizeof *b);
+    b->policies = policies;
+    luaL_getmetatable(L, BUILDER_MT);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+static int l_policy_builder(lua_State *L)
+{
+    return new_builder(L, 1);
 }
 
 static int l_profile_builder(lua_State *L)
 {
-    builder *b = lua_newuserdata(L, sizeof *b);
-    memset(b, 0, sizeof *b);
-    luaL_getmetatable(L, BUILDER_MT);
-    lua_setmetatable(L, -2);
-    return 1;
+    return new_builder(L, 0);
+}
+
+/* Grows *p (count *cap items of size) to hold want. */
+static int grow(void **p, size_t *cap, size_t want, size_t size)
+{
+    if (want <= *cap) return 0;
+    size_t ncap = *cap ? *cap : 1024;
+    while (ncap < want)
+        ncap *= 2;
+    void *np = realloc(*p, ncap * size);
+    if (np == NULL) return LP_ENOMEM;
+    *p = np;
+    *cap = ncap;
+    return 0;
 }
 
 /* b:add(list): converted past the end first, counted only once all are. */
@@ -839,22 +883,34 @@ static int l_builder_add(lua_State *L)
 {
     builder *b = check_builder(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
-    size_t n = lua_objlen(L, 2);
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->n + n)
-            cap *= 2;
-        lp_profile *ps = realloc(b->ps, cap * sizeof *ps);
-        if (ps == NULL) return luaL_error(L, "match.profile_builder: out of memory");
-        b->ps = ps;
-        b->cap = cap;
-    }
+    size_t n = lua_objlen(L, 2), ncodes = 0;
+    if (b->policies)
+        for (size_t i = 1; i <= n; i++) {
+            lua_rawgeti(L, 2, (int)i);
+            ncodes += region_count(L, lua_gettop(L));
+            lua_pop(L, 1);
+        }
+    if (grow(&b->items, &b->cap, b->n + n, item_size(b)) != 0 ||
+        (b->policies &&
+         (grow((void **)&b->offs, &b->offs_cap, b->n + n, sizeof *b->offs) != 0 ||
+          grow((void **)&b->codes, &b->codes_cap, b->ncodes + ncodes, sizeof *b->codes) != 0)))
+        return luaL_error(L, "match: out of memory");
+    size_t used = b->ncodes;
     for (size_t i = 1; i <= n; i++) {
         lua_rawgeti(L, 2, (int)i);
-        read_profile(L, lua_gettop(L), (int)i, &b->ps[b->n + i - 1], 1);
+        if (b->policies) {
+            lp_policy *p = (lp_policy *)b->items + b->n + i - 1;
+            read_policy(L, lua_gettop(L), (int)i, p, b->codes + used,
+                        (uint32_t)(b->codes_cap - used));
+            b->offs[b->n + i - 1] = used;
+            used += p->nregions;
+        } else {
+            read_profile(L, lua_gettop(L), (int)i, (lp_profile *)b->items + b->n + i - 1, 1);
+        }
         lua_pop(L, 1);
     }
     b->n += n;
+    b->ncodes = used;
     lua_settop(L, 1);
     return 1;
 }
@@ -865,71 +921,87 @@ static int l_builder_count(lua_State *L)
     return 1;
 }
 
+/* A builder's contents, moved out of it, and what compiling them gave. */
 typedef struct build_job {
     uv_work_t work;
     lp_task *task;
-    lp_profile *ps;
-    size_t n;
-    lp_profile_index *idx;
+    builder b;
+    lp_match_index *idx;
+    lp_profile_index *pidx;
+    size_t bad;
     int rc;
 } build_job;
 
-static void build_work(uv_work_t *w)
+static void build_run(build_job *j)
 {
-    build_job *j = w->data;
-    j->rc = lp_profile_index_build(&j->idx, j->ps, j->n, NULL);
+    builder *b = &j->b;
+    if (!b->policies) {
+        j->rc = lp_profile_index_build(&j->pidx, b->items, b->n, NULL);
+        return;
+    }
+    lp_policy *ps = b->items; /* codes moved as they grew: point into them now */
+    for (size_t i = 0; i < b->n; i++)
+        ps[i].regions = ps[i].nregions ? b->codes + b->offs[i] : NULL;
+    j->rc = lp_match_index_build(&j->idx, ps, b->n, &j->bad);
 }
 
-static int push_built(lua_State *co, int rc, lp_profile_index *idx)
+static void build_work(uv_work_t *w)
 {
-    if (rc != 0) {
-        lua_pushnil(co);
-        lua_pushfstring(co, "match.profile_builder: %s", lp_strerror(rc));
-        return 2;
-    }
-    push_pindex(co, idx);
-    return 1;
+    build_run(w->data);
 }
 
 static int build_push(lua_State *co, void *data)
 {
     build_job *j = data;
-    return push_built(co, j->rc, j->idx);
+    if (j->rc == LP_EINVAL && j->b.policies) {
+        lua_pushnil(co);
+        lua_pushfstring(co, "policy #%d: duplicate id", (int)j->bad + 1);
+        return 2;
+    }
+    if (j->rc != 0) {
+        lua_pushnil(co);
+        lua_pushfstring(co, "match: %s", lp_strerror(j->rc));
+        return 2;
+    }
+    if (j->b.policies)
+        push_index(co, j->idx);
+    else
+        push_pindex(co, j->pidx);
+    return 1;
 }
 
 static void build_done(uv_work_t *w, int status)
 {
     build_job *j = w->data;
-    (void)status; /* the pool runs every queued job: a cancel is never asked */
+    (void)status; /* nothing cancels it */
     lp_task_resume(j->task, build_push, j);
-    free(j->ps);
+    builder_clear(&j->b);
     free(j);
 }
 
-/* b:build() → pidx, or nil and a message (the Lua wrapper raises it). The
- * profiles move to the job, so the builder is empty at once. */
+/* b:build() → the index, or nil and a message (the Lua wrapper raises it).
+ * In a task the compiling runs on the thread pool while the task waits. The
+ * builder is empty at once. */
 static int l_builder_build(lua_State *L)
 {
     builder *b = check_builder(L, 1);
+    build_job *j = calloc(1, sizeof *j);
+    if (j == NULL) return luaL_error(L, "match: out of memory");
+    j->b = *b;
+    memset(b, 0, sizeof *b);
+    b->policies = j->b.policies;
     lp_task *t = lp_task_current(L);
-    lp_profile *ps = b->ps;
-    size_t n = b->n;
-    b->ps = NULL;
-    b->n = b->cap = 0;
-    build_job *j = t != NULL ? calloc(1, sizeof *j) : NULL;
-    if (j != NULL) {
+    if (t != NULL) {
         j->task = t;
-        j->ps = ps;
-        j->n = n;
         j->work.data = j;
         if (uv_queue_work(lp_host_from(L)->loop, &j->work, build_work, build_done) == 0)
             return lp_task_yield(L);
-        free(j);
     }
-    lp_profile_index *idx = NULL; /* not a task (or no job): at once */
-    int rc = lp_profile_index_build(&idx, ps, n, NULL);
-    free(ps);
-    return push_built(L, rc, idx);
+    build_run(j); /* not in a task: at once */
+    int n = build_push(L, j);
+    builder_clear(&j->b);
+    free(j);
+    return n;
 }
 
 static int l_pindex_count(lua_State *L)
@@ -1050,6 +1122,7 @@ int luaopen_lp_match(lua_State *L)
         {"policies", l_policies},
         {"profiles", l_profiles},
         {"profile_builder", l_profile_builder},
+        {"policy_builder", l_policy_builder},
         {"set_profiles", l_set_profiles},
         {"profile_index", l_profile_index},
         {"median_income", l_median_income},

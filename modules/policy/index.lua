@@ -80,24 +80,21 @@ function M.match_policy(p)
   return t
 end
 
--- Builds an index of `list` (policy tables); a policy the engine refuses
+M.CHUNK = 1000 -- policies read, converted and handed to the engine at a time
+
+-- Adds a chunk of policies rows to the builder; a policy the engine refuses
 -- (e.g. a region code it does not know) is left out and logged, never the
 -- whole set.
-local function build_index(list)
-  for _ = 1, 20 do
-    local ok, idx = pcall(match.index, list)
-    if ok then return idx end
-    local i = tonumber(tostring(idx):match("policy #(%d+)"))
-    if not i or not list[i] then error(idx, 0) end
-    log.warn { msg = "policy left out of the matching index", policy = list[i].id, error = tostring(idx) }
-    table.remove(list, i)
+local function add_policies(builder, rows)
+  local chunk = {}
+  for i, row in ipairs(rows) do chunk[i] = M.match_policy(row) end
+  if pcall(builder.add, builder, chunk) then return end
+  for _, p in ipairs(chunk) do
+    local ok, err = pcall(builder.add, builder, { p })
+    if not ok then
+      log.warn { msg = "policy left out of the matching index", policy = p.id, error = tostring(err) }
+    end
   end
-  -- many bad ones: check them one by one
-  local good = {}
-  for _, p in ipairs(list) do
-    if pcall(match.eval, p, {}) then good[#good + 1] = p end
-  end
-  return match.index(good)
 end
 
 local building = false
@@ -108,17 +105,28 @@ function M.build()
   while building do timer.sleep(5) end -- one build at a time per generation
   building = true
   local ok, v = pcall(function()
-    local rows, version = db.tx(function(q)
+    -- one snapshot for the version and every chunk; each chunk is decoded
+    -- and converted before the next is read, and the index is compiled on
+    -- the thread pool, so 10,000 policies never hold the loop for long
+    local builder, t0 = match.policy_builder(), timer.monotonic_ms()
+    local version = db.tx(function(q)
       q.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
       local version = q.query("SELECT version FROM policy_set")[1].version
-      return q.query("SELECT " .. M.COLUMNS .. " FROM policies ORDER BY id"), version
+      local current = M.version()
+      if current and current >= version then return version end
+      local after = 0
+      while true do
+        local rows = q.query("SELECT " .. M.COLUMNS .. " FROM policies WHERE id > $1 ORDER BY id" ..
+                             " LIMIT " .. M.CHUNK, after)
+        add_policies(builder, rows)
+        if #rows < M.CHUNK then break end
+        after = rows[#rows].id
+      end
+      return version
     end)
     local current = M.version()
     if current and current >= version then return current end
-    local list = {}
-    for i, row in ipairs(rows) do list[i] = M.match_policy(row) end
-    local t0 = timer.monotonic_ms()
-    local idx = build_index(list)
+    local idx = builder:build()
     match.set_policies(idx)
     cache.set(VERSION_KEY, version, 0)
     M.set_version_known(version)

@@ -198,6 +198,49 @@ describe("lp.match", function()
     assert.are.equal(1, r.ticked)
   end)
 
+  it("builds the same policy index a chunk at a time, compiled off the loop", function()
+    local r, code, err = run(POLICIES .. [[
+      local timer = require "lp.timer"
+      local b = match.policy_builder()
+      b:add({ policies[1], policies[2], policies[3] })
+      local bad_ok, bad_err = pcall(b.add, b, { policies[4], { id = 99, regions = { "99999" } } })
+      b:add({ policies[4], policies[5], policies[6] })
+      local ticks = 0
+      timer.after(0, function() ticks = ticks + 1 end)
+      local built = b:build()
+      local ticked = ticks
+      local opts = { today = "2026-03-15", includePossible = true }
+      -- enough region codes that the builder's code array moves as it grows
+      local many, mb = {}, match.policy_builder()
+      for i = 1, 3000 do
+        many[i] = { id = i, regions = { ({ "11", "26", "11680", "41135" })[1 + i % 4], "30" },
+                    ageMin = 19 + i % 10, ageMax = 34 }
+      end
+      for from = 1, 3000, 1000 do mb:add({ unpack(many, from, from + 999) }) end
+      local big = mb:build():match(profile, { today = "2026-03-15", limit = 1000 })
+      local whole = match.index(many):match(profile, { today = "2026-03-15", limit = 1000 })
+      local dup = match.policy_builder()
+      dup:add({ policies[1] }):add({ policies[2], policies[1] })
+      local dup_ok, dup_err = pcall(dup.build, dup)
+      print(json.encode({ n = built:count(), bad_ok = bad_ok, bad_err = tostring(bad_err),
+        a = built:match(profile, opts), b = match.index(policies):match(profile, opts),
+        ticked = ticked, dup_ok = dup_ok, dup_err = tostring(dup_err), after = b:count(),
+        big = big, whole = whole }))
+    ]])
+    assert.are.equal(0, code, err)
+    assert.are.equal(6, r.n) -- the chunk with a bad policy added none of it
+    assert.is_false(r.bad_ok)
+    assert.truthy(r.bad_err:find("policy #2", 1, true))
+    assert.are.same(r.b, r.a)
+    assert.are.equal(2, r.a.eligible)
+    assert.are.equal(1, r.ticked)
+    assert.is_false(r.dup_ok)
+    assert.truthy(r.dup_err:find("policy #3: duplicate id", 1, true))
+    assert.are.equal(0, r.after)
+    assert.are.same(r.whole, r.big)
+    assert.is_true(r.big.eligible > 100)
+  end)
+
   it("knows the 2026 and 2025 기준 중위소득", function()
     local r, code, err = run([[
       print(json.encode({ match.median_income(2026, 1), match.median_income(2026, 4),
