@@ -4,7 +4,7 @@ local types   = require "auth.types"
 
 return function(routes)
   routes:post("/api/v1/auth/register", function(req)
-    return 201, service.register(types.register(req:json()))
+    return 201, service.register(types.register(req:json()), req:client_ip())
   end)
 
   routes:post("/api/v1/auth/login", function(req)

@@ -33,7 +33,11 @@
 --   rl:login:ip:<client address>              LOGIN_MAX_FAILURES_IP (20)
 -- both over LOGIN_WINDOW_SECONDS (900). After the limit the next attempt is
 -- 429 with Retry-After (the window's remaining TTL) before any password work;
--- a successful login clears the email counter. The client address is the
+-- a successful login clears the email counter. Registrations are counted the
+-- same way, every attempt that would hash a password:
+--   rl:register:ip:<client address>           REGISTER_MAX_PER_IP (20)
+-- over REGISTER_WINDOW_SECONDS (3600), so nobody can keep the thread pool
+-- busy with password hashing (or probe which emails exist) from one address. The client address is the
 -- connection's peer, or what a trusted proxy forwarded (controller.lua,
 -- TRUSTED_PROXIES): a client cannot pick its own address.
 --
@@ -65,6 +69,8 @@ end
 local MAX_FAILURES_EMAIL = env_int("LOGIN_MAX_FAILURES", 5)
 local MAX_FAILURES_IP = env_int("LOGIN_MAX_FAILURES_IP", 20)
 local WINDOW = env_int("LOGIN_WINDOW_SECONDS", 900)
+local MAX_REGISTER_IP = env_int("REGISTER_MAX_PER_IP", 20)
+local REGISTER_WINDOW = env_int("REGISTER_WINDOW_SECONDS", 3600)
 
 -- ---- helpers ------------------------------------------------------------
 
@@ -225,6 +231,19 @@ local function reserve_attempt(ek, ik)
   end
 end
 
+-- One registration attempt from ip, counted before the password is hashed.
+local function reserve_registration(ip)
+  local k = "rl:register:ip:" .. (ip or "unknown")
+  local r = ok_or_503(redis.pipeline {
+    { "SET", k, "0", "EX", REGISTER_WINDOW, "NX" }, { "INCR", k }, { "TTL", k },
+  })
+  if (tonumber(r[2]) or 0) > MAX_REGISTER_IP then
+    local retry = math.max(tonumber(r[3]) or REGISTER_WINDOW, 1)
+    problem.raise(429, "rate_limited", "too many registrations from this address; try again later",
+      { headers = { ["Retry-After"] = tostring(retry) } })
+  end
+end
+
 -- A successful login: the email's window starts over, and the attempt taken
 -- from the address's window is given back (only failures count there).
 local RELEASE = "if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('DECR', KEYS[2]) end "
@@ -238,7 +257,8 @@ end
 
 local USER_COLS = "id, email, name, created_at"
 
-function M.register(input)
+function M.register(input, ip)
+  reserve_registration(ip)
   local hash = crypto.password_hash(input.password)
   local ok, res = pcall(db.tx, function(q)
     local user = q.query("INSERT INTO users (email, password_hash, name) VALUES ($1, $2, $3) RETURNING "

@@ -219,6 +219,30 @@ describe("auth", function()
       assert_problem(A.login(srv, email, A.PASSWORD, A.ip() .. ", " .. ip), 429, "rate_limited")
     end)
 
+    it("answers 429 after repeated registrations from one client address, before hashing", function()
+      local limited = H.start { workers = 1, env = { REGISTER_MAX_PER_IP = 3 } }
+      local ok, err = pcall(function()
+        local ip, other = A.ip(), A.ip()
+        local function register(email, from)
+          return post(limited, "/api/v1/auth/register", { email = email, password = A.PASSWORD },
+                      { ["X-Forwarded-For"] = from })
+        end
+        local first = A.email("reg1")
+        assert.are.equal(201, register(first, ip).status)
+        assert.are.equal(409, register(first:upper(), ip).status) -- a taken email counts too
+        assert.are.equal(201, register(A.email("reg2"), ip).status)
+        local late = A.email("reg3")
+        local r = register(late, ip)
+        assert_problem(r, 429, "rate_limited")
+        local retry = tonumber(r.headers["retry-after"])
+        assert.is_true(retry >= 1 and retry <= 3600)
+        assert.are.equal("0", psql("SELECT count(*) FROM users WHERE email = '" .. late .. "'"))
+        assert.are.equal(201, register(late, other).status) -- another address is not held back
+      end)
+      limited:stop()
+      assert(ok, err)
+    end)
+
     it("ignores X-Forwarded-For from a peer that is not a trusted proxy", function()
       local key = "rl:login:ip:127.0.0.1"
       redis_cli("DEL", key)

@@ -102,6 +102,8 @@ function H.start(opts)
     PORT = port, HOST = "127.0.0.1", MODULES_DIR = mods,
     OPENAPI_PATH = H.root .. "/spec/openapi.json",
     MIGRATIONS_DIR = H.root .. "/migrations",
+    -- the specs register many users from 127.0.0.1; the limit has its own spec
+    REGISTER_MAX_PER_IP = "1000000",
   }
   for k, v in pairs(opts.env or {}) do env[k] = v end
   local parts = {}
