@@ -1080,6 +1080,39 @@ static void test_shared_sync(void)
     close_pool(p);
 }
 
+/* statement_timeout is per statement in a shared group too: three reads of
+ * 0.4 s share a Sync under a 1 s timeout (1.2 s together) and all succeed. */
+static void test_shared_timeout(void)
+{
+    lp_config cfg = base_cfg;
+    cfg.db_pool_size = 1;
+    cfg.db_pipeline_depth = 16;
+    cfg.db_statement_timeout_ms = 1000;
+    lp_pg_pool *p = open_pool(&cfg);
+    qres r;
+    CHECK(q_sync(p, "SELECT 1", 0, NULL, &r) == 0); /* connected, with the 1 s timeout */
+    q_clear(&r);
+    lp_pg_stats st0, st;
+    lp_pg_pool_stats(p, &st0);
+    qres s[3];
+    memset(s, 0, sizeof(s));
+    for (int i = 0; i < 3; i++)
+        CHECK(lp_pg_query(p, "SELECT pg_sleep(0.4)", 0, NULL, on_q, &s[i]) == 0);
+    lp_pg_pool_stats(p, &st);
+    CHECK(st.shared == st0.shared + 3);
+    for (int i = 0; i < 3; i++) {
+        CHECK(run_until(&s[i].done));
+        CHECK(s[i].status == 0);
+        if (s[i].status != 0) fprintf(stderr, "shared sleep %d: %s\n", i, sqlstate(s[i].res));
+        q_clear(&s[i]);
+    }
+    /* and the timeout is there: one read over it fails */
+    CHECK(q_sync(p, "SELECT pg_sleep(1.2)", 0, NULL, &r) == LP_EQUERY);
+    CHECK(strcmp(sqlstate(r.res), "57014") == 0);
+    q_clear(&r);
+    close_pool(p);
+}
+
 /* A Bind with the wrong number of parameters is an ordinary ERROR (08P01),
  * not a broken connection; also without multiplexing and in a batch. */
 static void test_bind_mismatch(void)
@@ -1314,6 +1347,7 @@ int main(void)
     test_multiplex_order();
     test_multiplex_isolation();
     test_shared_sync();
+    test_shared_timeout();
     test_bind_mismatch();
     test_multiplex_broken();
     test_multiplex_pinned();
