@@ -274,6 +274,24 @@ describe("lp.db", function()
     assert.are.equal(0, st.inflight)
   end)
 
+  it("reports the pool in /metrics", function()
+    local function metric(body, name)
+      return tonumber(body:match("\n" .. name .. " (%d+)"))
+    end
+    local before = srv:request("GET", "/metrics").body
+    concurrent(srv, 50, function(i) return "/t/db/one?n=" .. i end)
+    local after = srv:request("GET", "/metrics").body
+    assert.are.equal(4, metric(after, "lifeplan_db_pool_size"))
+    assert.are.equal(1, metric(after, "lifeplan_db_up"))
+    for _, name in ipairs { "lifeplan_db_pool_open", "lifeplan_db_pool_busy", "lifeplan_db_pool_waiting",
+                            "lifeplan_db_pool_inflight", "lifeplan_db_errors_total",
+                            "lifeplan_db_reconnects_total", "lifeplan_db_coalesced_total" } do
+      assert.is_number(metric(after, name), name)
+    end
+    assert.are.equal(0, metric(after, "lifeplan_db_pool_waiting"))
+    assert.is_true(metric(after, "lifeplan_db_shared_sync_total") >= metric(before, "lifeplan_db_shared_sync_total") + 50)
+  end)
+
   it("delivers NOTIFY to db.listen handlers, also after the listen connection breaks", function()
     assert.are.equal(204, srv:request("POST", "/t/db/notify?payload=first").status)
     assert.truthy(poll(function()
