@@ -67,7 +67,7 @@
 
 #define INDEX_MT   "lp.match.index"
 #define PROFILE_MT "lp.match.profiles"
-#define BUILDER_MT "lp.match.profile_builder"
+#define BUILDER_MT "lp.match.builder"
 
 typedef struct match_state {
     lp_match_slot policies;
@@ -814,7 +814,7 @@ typedef struct builder {
     size_t n, cap;   /* items                                             */
     uint32_t *codes; /* policies: every policy's region codes, in order   */
     size_t ncodes, codes_cap;
-    size_t *offs; /* policies: where each one's codes start            */
+    size_t *offs; /* policies: where each one's codes start (offs_cap) */
     size_t offs_cap;
 } builder;
 

@@ -37,9 +37,10 @@
 -- same way, every attempt that would hash a password:
 --   rl:register:ip:<client address>           REGISTER_MAX_PER_IP (20)
 -- over REGISTER_WINDOW_SECONDS (3600), so nobody can keep the thread pool
--- busy with password hashing (or probe which emails exist) from one address. The client address is the
--- connection's peer, or what a trusted proxy forwarded (controller.lua,
--- TRUSTED_PROXIES): a client cannot pick its own address.
+-- busy with password hashing (or probe which emails exist) from one
+-- address. The client address is the connection's peer, or what a trusted
+-- proxy forwarded (controller.lua, TRUSTED_PROXIES): a client cannot pick
+-- its own address.
 --
 -- Redis down: login/register/refresh/logout answer 503 (tokens cannot be
 -- issued or checked); access tokens keep working (shared/auth.lua does not
