@@ -7,9 +7,11 @@
  *   json.empty_array     a marked empty table
  *   json.is_array(t)     true if t was marked
  *
- * lua-cjson 2.1 encodes every empty table as {}. Marked empty tables are
- * rare, so encode first checks (in C) whether the value holds any; only then
- * it encodes a copy with a placeholder and swaps it for []. Numbers keep 14
+ * lua-cjson 2.1 encodes every empty table as {}. So encode first walks the
+ * value (in C) and puts a placeholder string in place of each marked empty
+ * table, encodes, puts the tables back (also when cjson raises) and turns
+ * the placeholders into []: no copy of the value, and no second pass over
+ * the text when it held none. Numbers keep 14
  * significant digits (cjson's maximum): integers up to 10^14 are exact,
  * which covers won amounts and ids. */
 #include <lauxlib.h>
@@ -94,75 +96,88 @@ static int is_marked_empty(lua_State *L, int idx)
     return 1;
 }
 
-/* Does the value at idx contain a marked empty table? depth bounds cycles. */
-static int has_empty_array(lua_State *L, int idx, int depth)
+/* Puts the placeholder in place of every marked empty table under the
+ * table at idx (rawset: an existing field, allowed while traversing) and
+ * records each swap as (parent, key, table) in the undo table at `undo`.
+ * A table reached twice has its empties swapped already; depth bounds
+ * cycles (cjson refuses them anyway). */
+static void swap_marked(lua_State *L, int idx, int undo, int *n, int depth)
 {
-    if (lua_type(L, idx) != LUA_TTABLE || depth > 100) return 0;
-    idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
-    if (is_marked_empty(L, idx)) return 1;
+    if (depth > 100) return;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        if (has_empty_array(L, -1, depth + 1)) {
-            lua_pop(L, 2);
-            return 1;
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            if (is_marked_empty(L, -1)) {
+                lua_pushvalue(L, idx);
+                lua_rawseti(L, undo, ++*n);
+                lua_pushvalue(L, -2);
+                lua_rawseti(L, undo, ++*n);
+                lua_pushvalue(L, -1);
+                lua_rawseti(L, undo, ++*n);
+                lua_pushvalue(L, -2);
+                lua_pushliteral(L, "\0lp-empty-array\0");
+                lua_rawset(L, idx);
+            } else {
+                swap_marked(L, lua_gettop(L), undo, n, depth + 1);
+            }
         }
         lua_pop(L, 1);
     }
-    return 0;
 }
 
-/* Pushes a deep copy of the value at idx with marked empty tables replaced
- * by the placeholder string. */
-static void copy_marked(lua_State *L, int idx, int depth)
+/* Puts the swapped tables back. */
+static void unswap(lua_State *L, int undo, int n)
 {
-    idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
-    if (lua_type(L, idx) != LUA_TTABLE || depth > 100) {
-        lua_pushvalue(L, idx);
-        return;
-    }
-    if (is_marked_empty(L, idx)) {
-        lua_pushliteral(L, "\0lp-empty-array\0");
-        return;
-    }
-    lua_newtable(L);
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pushvalue(L, -2);
-        copy_marked(L, -2, depth + 1);
-        lua_rawset(L, -5);
+    for (int i = 1; i + 2 <= n; i += 3) {
+        lua_rawgeti(L, undo, i);
+        lua_rawgeti(L, undo, i + 1);
+        lua_rawgeti(L, undo, i + 2);
+        lua_rawset(L, -3);
         lua_pop(L, 1);
     }
 }
 
+/* Replaces each (JSON-quoted) placeholder in the string on top by []. */
+static void placeholders_to_arrays(lua_State *L)
+{
+    size_t n, phl = sizeof(PLACEHOLDER) - 1;
+    const char *s = lua_tolstring(L, -1, &n), *end = s + n, *at;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    while ((at = memmem(s, (size_t)(end - s), PLACEHOLDER, phl)) != NULL) {
+        luaL_addlstring(&b, s, (size_t)(at - s));
+        luaL_addlstring(&b, "[]", 2);
+        s = at + phl;
+    }
+    luaL_addlstring(&b, s, (size_t)(end - s));
+    luaL_pushresult(&b);
+}
+
+/* json.encode(v): marked empty tables become placeholders for the time of
+ * the encode (restored even when it raises), then [] in the text. */
 static int l_encode(lua_State *L)
 {
     luaL_checkany(L, 1);
     lua_settop(L, 1);
-    int marked = has_empty_array(L, 1, 0);
-    lua_pushvalue(L, lua_upvalueindex(1)); /* cjson encode */
-    if (marked)
-        copy_marked(L, 1, 0);
-    else
+    if (lua_type(L, 1) != LUA_TTABLE) {
+        lua_pushvalue(L, lua_upvalueindex(1)); /* cjson encode */
         lua_pushvalue(L, 1);
-    lua_call(L, 1, 1);
-    if (!marked) return 1;
-    /* gsub the placeholder: plain find-and-replace in C */
-    size_t n;
-    const char *s = lua_tolstring(L, -1, &n);
-    const char *ph = PLACEHOLDER;
-    size_t phl = strlen(ph);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (size_t i = 0; i < n;) {
-        if (n - i >= phl && memcmp(s + i, ph, phl) == 0) {
-            luaL_addlstring(&b, "[]", 2);
-            i += phl;
-        } else {
-            luaL_addchar(&b, s[i]);
-            i++;
-        }
+        lua_call(L, 1, 1);
+        return 1;
     }
-    luaL_pushresult(&b);
+    if (is_marked_empty(L, 1)) {
+        lua_pushliteral(L, "[]");
+        return 1;
+    }
+    lua_newtable(L); /* 2: undo */
+    int swapped = 0;
+    swap_marked(L, 1, 2, &swapped, 0);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    int rc = lua_pcall(L, 1, 1, 0);
+    unswap(L, 2, swapped);
+    if (rc != 0) return lua_error(L);
+    if (swapped > 0) placeholders_to_arrays(L);
     return 1;
 }
 
