@@ -121,14 +121,14 @@ static lp_pg_pool *open_pool(lp_config *cfg)
     return p;
 }
 
-/* A pool of one connection taking up to depth jobs in flight; cfg must
- * outlive it. */
-static lp_pg_pool *open_single(lp_config *cfg, int depth)
+/* The settings of a pool of one connection taking up to depth jobs in
+ * flight (the pool keeps a pointer: keep them alive while it is open). */
+static lp_config single_cfg(int depth)
 {
-    *cfg = base_cfg;
-    cfg->db_pool_size = 1;
-    cfg->db_pipeline_depth = depth;
-    return open_pool(cfg);
+    lp_config cfg = base_cfg;
+    cfg.db_pool_size = 1;
+    cfg.db_pipeline_depth = depth;
+    return cfg;
 }
 
 static void close_pool(lp_pg_pool *p)
@@ -858,9 +858,7 @@ static void on_ordered(int status, PGresult *res, void *data)
 
 static void test_multiplex_order(void)
 {
-    lp_config cfg = base_cfg;
-    cfg.db_pool_size = 1;
-    cfg.db_pipeline_depth = 16;
+    lp_config cfg = single_cfg(16);
     cfg.db_wait_timeout_ms = 20000;
     lp_pg_pool *p = open_pool(&cfg);
     qres r;
@@ -912,8 +910,8 @@ static const char *sqlstate(const PGresult *res)
  * Bind or its Parse) leaves the jobs before and after it untouched. */
 static void test_multiplex_isolation(void)
 {
-    lp_config cfg;
-    lp_pg_pool *p = open_single(&cfg, 16);
+    lp_config cfg = single_cfg(16);
+    lp_pg_pool *p = open_pool(&cfg);
     qres r;
     CHECK(q_sync(p, "SELECT pg_backend_pid()", 0, NULL, &r) == 0);
     char pid[16];
@@ -987,8 +985,8 @@ static void test_multiplex_isolation(void)
  * function a SELECT calls). */
 static void test_shared_sync(void)
 {
-    lp_config cfg;
-    lp_pg_pool *p = open_single(&cfg, 16);
+    lp_config cfg = single_cfg(16);
+    lp_pg_pool *p = open_pool(&cfg);
     qres r;
     const char *setup[] = {
         "DROP TABLE IF EXISTS shared_t CASCADE",
@@ -1084,9 +1082,7 @@ static void test_shared_sync(void)
  * 0.4 s share a Sync under a 1 s timeout (1.2 s together) and all succeed. */
 static void test_shared_timeout(void)
 {
-    lp_config cfg = base_cfg;
-    cfg.db_pool_size = 1;
-    cfg.db_pipeline_depth = 16;
+    lp_config cfg = single_cfg(16);
     cfg.db_statement_timeout_ms = 1000;
     lp_pg_pool *p = open_pool(&cfg);
     qres r;
