@@ -23,6 +23,9 @@ CONNS=${BENCH_CONNS:-32}
 
 bench_services
 bench_server
+# this script runs as a child of scripts/bench, whose cleanup cannot see
+# SERVER_PID: stop the server here
+trap 'kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true' EXIT
 BASE="http://127.0.0.1:$BENCH_PORT"
 
 email="bench-ledger-$$@example.com"
