@@ -175,34 +175,29 @@ static void param_text(lua_State *L, int idx, const char **out, char *num)
     luaL_error(L, "db: cannot send a %s as a parameter", luaL_typename(L, idx));
 }
 
-/* Converts arguments first..last into params (room for n pointers, and
- * for n numbers in nums unless NULL); the texts stay alive on the stack or
- * in nums until the call returns, and the pool copies them. Returns NULL
- * for no parameters. */
-static const char **params_from(lua_State *L, int first, int last, const char **params,
-                                char (*nums)[PARAM_NUM])
+/* Room for the parameters of a call on the C stack: the usual few, with
+ * their numbers' text. More go in a userdata on the Lua stack (so a raised
+ * error frees it), their numbers as Lua strings. */
+#define PARAMS_LOCAL 16
+typedef struct param_room {
+    const char *ptrs[PARAMS_LOCAL];
+    char nums[PARAMS_LOCAL][PARAM_NUM];
+} param_room;
+
+/* Converts arguments first..last into parameters; the texts stay alive on
+ * the stack or in room until the call returns, and the pool copies them.
+ * Returns NULL for no parameters. */
+static const char **params_from(lua_State *L, int first, int last, param_room *room)
 {
     int n = last - first + 1;
     if (n <= 0) return NULL;
     if (n > 65535) luaL_error(L, "db: too many parameters");
     luaL_checkstack(L, n + 8, "db: too many parameters");
+    int local = n <= PARAMS_LOCAL;
+    const char **params = local ? room->ptrs : lua_newuserdata(L, (size_t)n * sizeof(char *));
     for (int i = 0; i < n; i++)
-        param_text(L, first + i, &params[i], nums != NULL ? nums[i] : NULL);
+        param_text(L, first + i, &params[i], local ? room->nums[i] : NULL);
     return params;
-}
-
-/* Room for the parameters of a call: on the C stack for the usual few, a
- * userdata (on the Lua stack, so a raised error frees it) beyond. */
-#define PARAMS_LOCAL 16
-static const char **param_room(lua_State *L, int n, const char **local)
-{
-    return n <= PARAMS_LOCAL ? local : lua_newuserdata(L, (size_t)n * sizeof(char *));
-}
-
-/* Room for the usual few parameters' numbers; beyond, numbers are strings. */
-static char (*nums_room(int n, char (*local)[PARAM_NUM]))[PARAM_NUM]
-{
-    return n <= PARAMS_LOCAL ? local : NULL;
 }
 
 /* ---- waiting for the pool ----------------------------------------------- */
@@ -329,10 +324,8 @@ static int l_query(lua_State *L)
     lp_task *t = lp_task_check(L);
     const char *sql = luaL_checkstring(L, 1);
     int top = lua_gettop(L);
-    const char *local[PARAMS_LOCAL];
-    char nums[PARAMS_LOCAL][PARAM_NUM];
-    const char **params =
-        params_from(L, 2, top, param_room(L, top - 1, local), nums_room(top - 1, nums));
+    param_room room;
+    const char **params = params_from(L, 2, top, &room);
     lp_pg_pool *pool = pool_of(L);
     if (pool == NULL) return refused(L, NULL, LP_EUNAVAIL);
     pending *p = pending_new(L, t);
@@ -414,10 +407,8 @@ static int l_conn_query(lua_State *L)
     conn_ud *c = check_conn(L, 1);
     const char *sql = luaL_checkstring(L, 2);
     int top = lua_gettop(L);
-    const char *local[PARAMS_LOCAL];
-    char nums[PARAMS_LOCAL][PARAM_NUM];
-    const char **params =
-        params_from(L, 3, top, param_room(L, top - 2, local), nums_room(top - 2, nums));
+    param_room room;
+    const char **params = params_from(L, 3, top, &room);
     pending *p = pending_new(L, t);
     int err = lp_pg_conn_query(c->conn, sql, top - 2, params, on_query, p);
     if (err != 0) return refused(L, p, err);

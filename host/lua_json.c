@@ -11,9 +11,9 @@
  * value (in C) and puts a placeholder string in place of each marked empty
  * table, encodes, puts the tables back (also when cjson raises) and turns
  * the placeholders into []: no copy of the value, and no second pass over
- * the text when it held none. Numbers keep 14
- * significant digits (cjson's maximum): integers up to 10^14 are exact,
- * which covers won amounts and ids. */
+ * the text when it held none. Numbers keep 14 significant digits (cjson's
+ * maximum): integers up to 10^14 are exact, which covers won amounts and
+ * ids. */
 #include <lauxlib.h>
 #include <lua.h>
 #include <math.h>
@@ -72,7 +72,9 @@ int fpconv_g_fmt(char *str, double num, int precision)
 }
 
 static char array_mt_key;
-#define PLACEHOLDER "\"\\u0000lp-empty-array\\u0000\""
+/* The string put in place of a marked empty table, and how cjson writes it. */
+#define PLACEHOLDER_RAW "\0lp-empty-array\0"
+#define PLACEHOLDER     "\"\\u0000lp-empty-array\\u0000\""
 
 static void push_array_mt(lua_State *L)
 {
@@ -115,7 +117,7 @@ static void swap_marked(lua_State *L, int idx, int undo, int *n, int depth)
                 lua_pushvalue(L, -1);
                 lua_rawseti(L, undo, ++*n);
                 lua_pushvalue(L, -2);
-                lua_pushliteral(L, "\0lp-empty-array\0");
+                lua_pushliteral(L, PLACEHOLDER_RAW);
                 lua_rawset(L, idx);
             } else {
                 swap_marked(L, lua_gettop(L), undo, n, depth + 1);

@@ -14,8 +14,9 @@
  *   match.eval(policy, profile, opts)     -- the same for a policy table, no index
  *
  *   local b = match.policy_builder()      -- match.index a chunk at a time
- *   b:add(policies)                       -- converts now; raises "policy #i:
- *                                         -- ..." and then adds none of them
+ *   b:add(policies[, refused])            -- converts now; raises "policy #i:
+ *       -- ..." and then adds none of them, or with refused(policy, message)
+ *       -- leaves out only the ones the engine cannot take
  *   local idx = b:build()                 -- in a task the index is compiled
  *       -- on the thread pool while the task waits; the builder is empty after
  *       -- (match.profile_builder() the same for match.profiles)
@@ -631,35 +632,6 @@ static int l_index_gc(lua_State *L)
     return 0;
 }
 
-static int l_index(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TTABLE);
-    int n = (int)lua_objlen(L, 1);
-    size_t ncodes = 0;
-    for (int i = 1; i <= n; i++) {
-        lua_rawgeti(L, 1, i);
-        ncodes += region_count(L, lua_gettop(L));
-        lua_pop(L, 1);
-    }
-    /* scratch as userdata: collected even when a bad policy raises */
-    lp_policy *ps = lua_newuserdata(L, (size_t)(n ? n : 1) * sizeof *ps);
-    uint32_t *codes = lua_newuserdata(L, (ncodes ? ncodes : 1) * sizeof *codes);
-    size_t used = 0;
-    for (int i = 1; i <= n; i++) {
-        lua_rawgeti(L, 1, i);
-        read_policy(L, lua_gettop(L), i, &ps[i - 1], codes + used, (uint32_t)(ncodes - used));
-        used += ps[i - 1].nregions;
-        lua_pop(L, 1);
-    }
-    lp_match_index *idx;
-    size_t bad = 0;
-    int rc = lp_match_index_build(&idx, ps, (size_t)n, &bad);
-    if (rc == LP_EINVAL) return luaL_error(L, "policy #%d: duplicate id", (int)bad + 1);
-    if (rc != 0) return luaL_error(L, "match.index: %s", lp_strerror(rc));
-    push_index(L, idx);
-    return 1;
-}
-
 static int l_index_count(lua_State *L)
 {
     lua_pushnumber(L, (lua_Number)lp_match_index_count(*check_index(L, 1)));
@@ -781,23 +753,6 @@ static int l_pindex_gc(lua_State *L)
     lp_profile_index_release(*pp);
     *pp = NULL;
     return 0;
-}
-
-static int l_profiles(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TTABLE);
-    int n = (int)lua_objlen(L, 1);
-    lp_profile *prs = lua_newuserdata(L, (size_t)(n ? n : 1) * sizeof *prs);
-    for (int i = 1; i <= n; i++) {
-        lua_rawgeti(L, 1, i);
-        read_profile(L, lua_gettop(L), i, &prs[i - 1], 1);
-        lua_pop(L, 1);
-    }
-    lp_profile_index *idx;
-    int rc = lp_profile_index_build(&idx, prs, (size_t)n, NULL);
-    if (rc != 0) return luaL_error(L, "match.profiles: %s", lp_strerror(rc));
-    push_pindex(L, idx);
-    return 1;
 }
 
 /* ---- builders ----
@@ -979,17 +934,22 @@ static void build_done(uv_work_t *w, int status)
     free(j);
 }
 
+/* Moves what b holds into j: b is empty (and reusable) at once. */
+static void take_contents(build_job *j, builder *b)
+{
+    j->b = *b;
+    memset(b, 0, sizeof *b);
+    b->policies = j->b.policies;
+}
+
 /* b:build() → the index, or nil and a message (the Lua wrapper raises it).
- * In a task the compiling runs on the thread pool while the task waits. The
- * builder is empty at once. */
+ * In a task the compiling runs on the thread pool while the task waits. */
 static int l_builder_build(lua_State *L)
 {
     builder *b = check_builder(L, 1);
     build_job *j = calloc(1, sizeof *j);
     if (j == NULL) return luaL_error(L, "match: out of memory");
-    j->b = *b;
-    memset(b, 0, sizeof *b);
-    b->policies = j->b.policies;
+    take_contents(j, b);
     lp_task *t = lp_task_current(L);
     if (t != NULL) {
         j->task = t;
@@ -1002,6 +962,43 @@ static int l_builder_build(lua_State *L)
     builder_clear(&j->b);
     free(j);
     return n;
+}
+
+/* match.index(list) / match.profiles(list): a builder filled and compiled
+ * in one call, on the loop. The builder is a userdata on the stack, so a
+ * conversion that raises leaves nothing behind. */
+static int build_at_once(lua_State *L, int policies, const char *what)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    new_builder(L, policies); /* 2 */
+    lua_pushcfunction(L, l_builder_add);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 1);
+    lua_call(L, 2, 0);
+    build_job j;
+    memset(&j, 0, sizeof j);
+    take_contents(&j, check_builder(L, 2));
+    build_run(&j);
+    builder_clear(&j.b);
+    if (j.rc == LP_EINVAL && policies)
+        return luaL_error(L, "policy #%d: duplicate id", (int)j.bad + 1);
+    if (j.rc != 0) return luaL_error(L, "%s: %s", what, lp_strerror(j.rc));
+    if (policies)
+        push_index(L, j.idx);
+    else
+        push_pindex(L, j.pidx);
+    return 1;
+}
+
+static int l_index(lua_State *L)
+{
+    return build_at_once(L, 1, "match.index");
+}
+
+static int l_profiles(lua_State *L)
+{
+    return build_at_once(L, 0, "match.profiles");
 }
 
 static int l_pindex_count(lua_State *L)
@@ -1138,20 +1135,30 @@ int luaopen_lp_match(lua_State *L)
     new_metatable(L, PROFILE_MT, pindex_methods, l_pindex_gc);
     new_metatable(L, BUILDER_MT, builder_methods, l_builder_gc);
     /* build raises what the C function returns (it may have waited, so it
-     * cannot raise itself) */
-    static const char wrap[] = "local build = ...\n"
-                               "return function(self)\n"
+     * cannot raise itself); add with `refused` leaves out what the engine
+     * cannot take, one item at a time, once the whole list was refused */
+    static const char wrap[] = "local methods, build, add = ...\n"
+                               "function methods.build(self)\n"
                                "  local idx, err = build(self)\n"
                                "  if idx == nil then error(err, 2) end\n"
                                "  return idx\n"
+                               "end\n"
+                               "function methods.add(self, list, refused)\n"
+                               "  if refused == nil then return add(self, list) end\n"
+                               "  if pcall(add, self, list) then return self end\n"
+                               "  for _, item in ipairs(list) do\n"
+                               "    local ok, err = pcall(add, self, { item })\n"
+                               "    if not ok then refused(item, err) end\n"
+                               "  end\n"
+                               "  return self\n"
                                "end\n";
+    if (luaL_loadbuffer(L, wrap, sizeof(wrap) - 1, "=lp.match") != 0) return lua_error(L);
     luaL_getmetatable(L, BUILDER_MT);
     lua_getfield(L, -1, "__index");
-    if (luaL_loadbuffer(L, wrap, sizeof(wrap) - 1, "=lp.match") != 0) return lua_error(L);
+    lua_replace(L, -2);
     lua_pushcfunction(L, l_builder_build);
-    lua_call(L, 1, 1);
-    lua_setfield(L, -2, "build");
-    lua_pop(L, 2);
+    lua_pushcfunction(L, l_builder_add);
+    lua_call(L, 3, 0);
     lua_newtable(L);
     luaL_register(L, NULL, funcs);
     return 1;

@@ -130,7 +130,7 @@ struct lp_pg_pool {
     uv_timer_t wait_timer;
     double wait_due; /* when wait_timer fires, 0 when stopped               */
     uv_timer_t defer;
-    uv_prepare_t flush; /* uncorks before the loop next waits for I/O       */
+    uv_prepare_t flush; /* before the loop waits: group Syncs out, uncork   */
     int flushing;       /* flush is started                                 */
     int down;           /* a connect failed and nothing is open                */
     int closing;
@@ -168,6 +168,14 @@ static int close_group(lp_pg_conn *c);
 static int watch_connected(lp_pg_conn *c);
 
 /* ---- small helpers ------------------------------------------------------ */
+
+/* Stops the slot's timer, whichever of its jobs (connect timeout, backoff,
+ * run guard) it had. */
+static void timer_stop(lp_pg_conn *c)
+{
+    uv_timer_stop(&c->timer);
+    c->guard_due = 0;
+}
 
 static uint64_t hash_sql(const char *s)
 {
@@ -462,8 +470,7 @@ static void pg_close(lp_pg_conn *c)
     c->failed = 0;
     c->sent = c->corked = c->nocork = c->open = 0;
     stmt_clear(c);
-    uv_timer_stop(&c->timer);
-    c->guard_due = 0;
+    timer_stop(c);
     if (c->listener) c->pool->nlistened = 0;
 }
 
@@ -509,8 +516,7 @@ static void on_connect_timeout(uv_timer_t *t)
 static void connected(lp_pg_conn *c)
 {
     lp_pg_pool *p = c->pool;
-    uv_timer_stop(&c->timer);
-    c->guard_due = 0;
+    timer_stop(c);
     c->connecting = 0;
     if (PQsetnonblocking(c->pg, 1) != 0 || watch_connected(c) != 0) {
         connect_failed(c);
@@ -826,19 +832,14 @@ static int plain_select(const char *sql)
     return 1;
 }
 
-/* May j share a Sync? Each statement is looked up (or judged, when not
- * cached); the first statement's lookup is kept for job_start in *h0, *s0. */
-static int shareable(lp_pg_conn *c, const pg_job *j, uint64_t *h0, pg_stmt **s0)
+/* May j share a Sync? Every statement must be a plain SELECT (the cached
+ * verdict when the text is prepared here; s0 is the first one's entry). */
+static int shareable(lp_pg_conn *c, const pg_job *j, const pg_stmt *s0)
 {
-    *h0 = 0;
-    *s0 = NULL;
-    if (j->n <= 0) return 0;
-    *h0 = hash_sql(j->q[0].sql);
-    *s0 = stmt_find(c, j->q[0].sql, *h0);
     if ((j->kind != J_QUERY && j->kind != J_BATCH) || j->solo || c->pinned || c->listener) return 0;
     for (int i = 0; i < j->n; i++) {
         const char *sql = j->q[i].sql;
-        const pg_stmt *s = i == 0 ? *s0 : stmt_find(c, sql, hash_sql(sql));
+        const pg_stmt *s = i == 0 ? s0 : stmt_find(c, sql, hash_sql(sql));
         if (!(s != NULL ? s->plain : plain_select(sql))) return 0;
     }
     return 1;
@@ -852,9 +853,9 @@ static void job_start(lp_pg_conn *c, pg_job *j)
 {
     PGconn *pg = c->pg;
     int first = c->job == NULL;
-    uint64_t h0;
-    pg_stmt *s0;
-    int share = shareable(c, j, &h0, &s0);
+    uint64_t h0 = hash_sql(j->q[0].sql); /* every job has a statement */
+    pg_stmt *s0 = stmt_find(c, j->q[0].sql, h0);
+    int share = shareable(c, j, s0);
     int ok = 1;
     if (share) {
         flush_soon(c->pool); /* nothing is sent before it */
@@ -996,8 +997,7 @@ static void job_done(lp_pg_conn *c)
     if (c->job != NULL) { /* multiplexed: the next job is already on the wire */
         guard_recv(c);
     } else {
-        uv_timer_stop(&c->timer);
-        c->guard_due = 0;
+        timer_stop(c);
         if (PQexitPipelineMode(c->pg) != 1) { /* results we did not expect: not reusable */
             pg_close(c);
             if (!c->pinned) schedule_reconnect(c);

@@ -346,7 +346,6 @@ static void conn_end(lp_conn *c)
     }
 }
 
-/* Builds the status line and headers into a new buffer. */
 /* A response header line from a script: it must not smuggle a second one. */
 static int header_ok(const lp_header *h)
 {

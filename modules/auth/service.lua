@@ -212,37 +212,39 @@ local function limit_keys(email, ip)
   return "rl:login:e:" .. sha_hex(email:lower()), "rl:login:ip:" .. (ip or "unknown")
 end
 
--- Takes one attempt from both windows before any password work, atomically
--- (INCR), so a burst of concurrent guesses cannot all pass a check made
--- before the first of them is counted. Over the limit → 429, no work done.
-local function reserve_attempt(ek, ik)
-  local r = ok_or_503(redis.pipeline {
-    { "SET", ek, "0", "EX", WINDOW, "NX" }, { "INCR", ek }, { "TTL", ek },
-    { "SET", ik, "0", "EX", WINDOW, "NX" }, { "INCR", ik }, { "TTL", ik },
-  })
+-- Takes one attempt from each window {key, limit, seconds} in one round
+-- trip before any password work, atomically (INCR), so a burst of concurrent
+-- attempts cannot all pass a check made before the first of them is
+-- counted. Over any limit → 429 (Retry-After: the longest wait), no work done.
+local function take_attempt(windows, detail)
+  local cmds = {}
+  for _, w in ipairs(windows) do
+    cmds[#cmds + 1] = { "SET", w[1], "0", "EX", w[3], "NX" }
+    cmds[#cmds + 1] = { "INCR", w[1] }
+    cmds[#cmds + 1] = { "TTL", w[1] }
+  end
+  local r = ok_or_503(redis.pipeline(cmds))
   local retry
-  if (tonumber(r[2]) or 0) > MAX_FAILURES_EMAIL then retry = tonumber(r[3]) or WINDOW end
-  if (tonumber(r[5]) or 0) > MAX_FAILURES_IP then
-    retry = math.max(retry or 0, tonumber(r[6]) or WINDOW)
+  for i, w in ipairs(windows) do
+    if (tonumber(r[3 * i - 1]) or 0) > w[2] then
+      retry = math.max(retry or 0, tonumber(r[3 * i]) or w[3])
+    end
   end
   if retry then
-    if retry < 1 then retry = 1 end
-    problem.raise(429, "rate_limited", "too many failed logins; try again later",
-      { headers = { ["Retry-After"] = tostring(retry) } })
+    problem.raise(429, "rate_limited", detail,
+      { headers = { ["Retry-After"] = tostring(math.max(retry, 1)) } })
   end
+end
+
+local function reserve_attempt(ek, ik)
+  take_attempt({ { ek, MAX_FAILURES_EMAIL, WINDOW }, { ik, MAX_FAILURES_IP, WINDOW } },
+    "too many failed logins; try again later")
 end
 
 -- One registration attempt from ip, counted before the password is hashed.
 local function reserve_registration(ip)
-  local k = "rl:register:ip:" .. (ip or "unknown")
-  local r = ok_or_503(redis.pipeline {
-    { "SET", k, "0", "EX", REGISTER_WINDOW, "NX" }, { "INCR", k }, { "TTL", k },
-  })
-  if (tonumber(r[2]) or 0) > MAX_REGISTER_IP then
-    local retry = math.max(tonumber(r[3]) or REGISTER_WINDOW, 1)
-    problem.raise(429, "rate_limited", "too many registrations from this address; try again later",
-      { headers = { ["Retry-After"] = tostring(retry) } })
-  end
+  take_attempt({ { "rl:register:ip:" .. (ip or "unknown"), MAX_REGISTER_IP, REGISTER_WINDOW } },
+    "too many registrations from this address; try again later")
 end
 
 -- A successful login: the email's window starts over, and the attempt taken

@@ -153,14 +153,10 @@ function M.profile_index()
                           " ORDER BY user_id LIMIT " .. M.PROFILE_CHUNK, after)
     local chunk = {}
     for i, r in ipairs(rows) do chunk[i] = profile_table(r) end
-    if not pcall(builder.add, builder, chunk) then
-      -- one bad profile must not stop everyone's notifications: leave it out
-      for _, p in ipairs(chunk) do
-        if not pcall(builder.add, builder, { p }) then
-          log.warn { msg = "profile left out of the matching index", user = p.id }
-        end
-      end
-    end
+    -- one bad profile must not stop everyone's notifications: leave it out
+    builder:add(chunk, function(p)
+      log.warn { msg = "profile left out of the matching index", user = p.id }
+    end)
     if #rows < M.PROFILE_CHUNK then break end
     after = rows[#rows].user_id
   end

@@ -88,13 +88,9 @@ M.CHUNK = 1000 -- policies read, converted and handed to the engine at a time
 local function add_policies(builder, rows)
   local chunk = {}
   for i, row in ipairs(rows) do chunk[i] = M.match_policy(row) end
-  if pcall(builder.add, builder, chunk) then return end
-  for _, p in ipairs(chunk) do
-    local ok, err = pcall(builder.add, builder, { p })
-    if not ok then
-      log.warn { msg = "policy left out of the matching index", policy = p.id, error = tostring(err) }
-    end
-  end
+  builder:add(chunk, function(p, err)
+    log.warn { msg = "policy left out of the matching index", policy = p.id, error = tostring(err) }
+  end)
 end
 
 local building = false

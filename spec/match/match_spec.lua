@@ -219,13 +219,16 @@ describe("lp.match", function()
       for from = 1, 3000, 1000 do mb:add({ unpack(many, from, from + 999) }) end
       local big = mb:build():match(profile, { today = "2026-03-15", limit = 1000 })
       local whole = match.index(many):match(profile, { today = "2026-03-15", limit = 1000 })
+      local left = {}
+      local kept = match.policy_builder():add({ policies[1], { id = 98, regions = { "99999" } }, policies[2] },
+        function(p, e) left[#left + 1] = { p.id, tostring(e) } end)
       local dup = match.policy_builder()
       dup:add({ policies[1] }):add({ policies[2], policies[1] })
       local dup_ok, dup_err = pcall(dup.build, dup)
       print(json.encode({ n = built:count(), bad_ok = bad_ok, bad_err = tostring(bad_err),
         a = built:match(profile, opts), b = match.index(policies):match(profile, opts),
         ticked = ticked, dup_ok = dup_ok, dup_err = tostring(dup_err), after = b:count(),
-        big = big, whole = whole }))
+        big = big, whole = whole, kept = kept:count(), left = left }))
     ]])
     assert.are.equal(0, code, err)
     assert.are.equal(6, r.n) -- the chunk with a bad policy added none of it
@@ -239,6 +242,10 @@ describe("lp.match", function()
     assert.are.equal(0, r.after)
     assert.are.same(r.whole, r.big)
     assert.is_true(r.big.eligible > 100)
+    assert.are.equal(2, r.kept) -- with refused, only the bad one is left out
+    assert.are.equal(1, #r.left)
+    assert.are.equal(98, r.left[1][1])
+    assert.truthy(r.left[1][2]:find("policy #1", 1, true))
   end)
 
   it("knows the 2026 and 2025 기준 중위소득", function()
